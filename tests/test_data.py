@@ -1,0 +1,138 @@
+"""Frame cache, pair dataset and `nfp_prep`: every kind of bad input gives one clear line, exit status 2,
+a package error from the API, and no cache left behind as if valid."""
+import os, sys, json, subprocess
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from nfp_nb.core import NFPError, SourceError, ConfigError, CacheError
+from nfp_nb.video import write_video
+from nfp_nb.sample import sample_video, write_sample
+from nfp_nb.data import FrameStore, PairDataset, make_loader, prep_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture(scope='module')
+def video(tmp_path_factory):
+    return write_sample(tmp_path_factory.mktemp('src')/'clip.mp4', n_frames=12, size=48, seed=1, fps=24)
+
+def make_bad(tmp_path, kind, video):
+    "Create the bad source `kind`; return its path."
+    if kind == 'missing': return tmp_path/'missing.mp4'
+    if kind == 'empty_dir': p = tmp_path/'empty_dir'; p.mkdir(); return p
+    if kind == 'text': p = tmp_path/'text.mp4'; p.write_text('this is not a video\n'); return p
+    if kind == 'zero': p = tmp_path/'zero.mp4'; p.touch(); return p
+    if kind == 'truncated':
+        data = Path(video).read_bytes(); p = tmp_path/'truncated.mp4'; p.write_bytes(data[:len(data)//2]); return p
+    if kind == 'bad_image':
+        d = tmp_path/'imgs'; d.mkdir()
+        for i, f in enumerate(sample_video(3, 32, seed=2)): Image.fromarray(f).save(d/f'f{i}.png')
+        (d/'f3.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated'); return d/'f3.png'
+    raise ValueError(kind)
+
+BAD = ['missing', 'empty_dir', 'text', 'zero', 'truncated', 'bad_image']
+
+def no_cache_left(run:Path):
+    "No cache (or temporary file) in `run/frames`."
+    d = run/'frames'
+    return not d.exists() or not [p.name for p in d.iterdir()]
+
+def check_cli(capfd, argv, *needles):
+    "Run prep_main in-process: exit 2, exactly one stderr line naming `needles`, no traceback."
+    with pytest.raises(SystemExit) as e: prep_main(argv)
+    out, err = capfd.readouterr()
+    assert e.value.code == 2, (out, err)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert 'Traceback' not in err
+    for n in needles: assert n in lines[0], lines[0]
+    return lines[0]
+
+@pytest.mark.parametrize('kind', BAD)
+def test_bad_source_api(tmp_path, video, kind):
+    p = make_bad(tmp_path, kind, video)
+    src = p.parent if kind == 'bad_image' else p
+    with pytest.raises(SourceError) as e: FrameStore.prepare(src, run=tmp_path/'run', size=16, progress=False)
+    assert p.name in str(e.value) and '\n' not in str(e.value)
+    assert no_cache_left(tmp_path/'run')
+
+@pytest.mark.parametrize('kind', BAD)
+def test_bad_source_cli(tmp_path, video, kind, capfd):
+    p = make_bad(tmp_path, kind, video)
+    src = p.parent if kind == 'bad_image' else p
+    check_cli(capfd, [str(src), '--run', str(tmp_path/'run'), '--size', '16', '--quiet'], p.name)
+    assert no_cache_left(tmp_path/'run')
+
+def test_too_few_frames(tmp_path, video, capfd):
+    store = FrameStore.prepare(video, run=tmp_path/'ok', size=16, progress=False)
+    with pytest.raises(SourceError, match=r'frames\.npy: 12 frames, fewer than K\+1 = 13.*K = 12'): PairDataset(store, skip=12)
+    assert len(PairDataset(store, skip=11)) == 1
+    check_cli(capfd, [str(video), '--run', str(tmp_path/'run'), '--size', '16', '--skip', '20', '--quiet'], 'clip.mp4', '21')
+    assert no_cache_left(tmp_path/'run')
+
+@pytest.mark.parametrize('size', ['0', '-3', 'abc', '0x16'])
+def test_bad_size(tmp_path, video, size, capfd):
+    check_cli(capfd, [str(video), '--run', str(tmp_path/'run'), f'--size={size}', '--quiet'], '--size', size)
+    assert no_cache_left(tmp_path/'run')
+    with pytest.raises(ConfigError, match='positive'):
+        FrameStore.prepare(video, run=tmp_path/'run', size=int(size) if size.lstrip('-').isdigit() else (0, 16), progress=False)
+
+def test_unwritable_cache_parent_is_file(tmp_path, video, capfd):
+    (tmp_path/'blocker').write_text('a file where a folder should be')
+    run = tmp_path/'blocker'/'run'
+    with pytest.raises(CacheError, match='blocker'): FrameStore.prepare(video, run=run, size=16, progress=False)
+    check_cli(capfd, [str(video), '--run', str(run), '--size', '16', '--quiet'], 'blocker')
+    assert (tmp_path/'blocker').read_text().startswith('a file')
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root ignores chmod 555; the parent-is-a-file case covers unwritable caches')
+def test_unwritable_cache_chmod(tmp_path, video, capfd):
+    ro = tmp_path/'ro'; ro.mkdir(); ro.chmod(0o555)
+    try:
+        with pytest.raises(CacheError): FrameStore.prepare(video, run=ro/'run', size=16, progress=False)
+        check_cli(capfd, [str(video), '--run', str(ro/'run'), '--size', '16', '--quiet'], 'ro')
+    finally: ro.chmod(0o755)
+
+def test_failed_rebuild_keeps_old_cache(tmp_path, video):
+    "A source that breaks after a good build: the rebuild fails, the earlier cache is untouched."
+    src = tmp_path/'v.mp4'; src.write_bytes(Path(video).read_bytes())
+    s1 = FrameStore.prepare(src, run=tmp_path/'run', size=16, progress=False)
+    first = np.array(s1.frames)
+    data = src.read_bytes(); src.write_bytes(data[:len(data)//2])
+    with pytest.raises(SourceError, match='v.mp4'): FrameStore.prepare(src, run=tmp_path/'run', size=16, progress=False)
+    assert sorted(p.name for p in (tmp_path/'run'/'frames').iterdir()) == ['frames.json', 'frames.npy']
+    assert np.array_equal(FrameStore.load(tmp_path/'run').frames, first)
+
+def test_reuse_and_rebuild(tmp_path, video):
+    run = tmp_path/'run'
+    s = FrameStore.prepare(video, run=run, size=(16, 24), crop='center', progress=False)
+    assert (len(s), s.size, s.fps) == (12, (16, 24), 24.0)
+    meta = json.loads((run/'frames'/'frames.json').read_text())
+    assert meta['source']['path'] == str(Path(video).resolve()) and meta['params']['size'] == [16, 24]
+    stamp = meta['npy']
+    assert FrameStore.prepare(video, run=run, size=(16, 24), progress=False).meta['npy'] == stamp      # reused
+    s2 = FrameStore.prepare(video, run=run, size=16, crop='square', stride=3, progress=False)          # params changed
+    assert (len(s2), s2.size, s2.fps) == (4, (16, 16), 8.0)
+
+def test_pairs_deterministic(tmp_path):
+    store = FrameStore.prepare(None, run=tmp_path/'run', size=24, max_frames=16, progress=False)
+    a, b = PairDataset(store, skip=(1, 4), crop=16, seed=7), PairDataset(store, skip=(1, 4), crop=16, seed=7)
+    for i in (0, 5, 11): assert torch.equal(a[i]['input'], b[i]['input']) and a[i]['k'] == b[i]['k']
+    draws = [a.draw(i) for i in range(len(a))]
+    assert [PairDataset(store, skip=(1, 4), crop=16, seed=8).draw(i) for i in range(len(a))] != draws
+    a.set_epoch(3); assert [a.draw(i) for i in range(len(a))] != draws
+    it = PairDataset(store, skip=(2, 2))[4]
+    assert it['k'] == 2 and it['t'] == 4 and torch.equal(it['target'], torch.from_numpy(np.array(store[6])).permute(2, 0, 1).float() / 127.5 - 1)
+    b1 = next(iter(make_loader(a, batch_size=4, seed=1))); b2 = next(iter(make_loader(a, batch_size=4, seed=1)))
+    assert torch.equal(b1['input'], b2['input']) and b1['input'].shape == (4, 3, 16, 16)
+
+def test_cli_subprocess(tmp_path, video):
+    "The real console script: summary line on success; one stderr line and status 2 on a bad source."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.data', str(video), '--run', str(tmp_path/'run'), '--size', '16'],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 1 and '12 frames, 16x16, 24 fps' in r.stdout and 'frames.npy' in r.stdout
+    (tmp_path/'text.mp4').write_text('no video here')
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.data', 'text.mp4', '--run', 'bad'],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'text.mp4' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and no_cache_left(tmp_path/'bad')

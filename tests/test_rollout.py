@@ -1,0 +1,221 @@
+"Rollouts: schedules, blending, determinism, batches, collapse detection, post-processing, rendering, nfp_rollout."
+import json, os, subprocess, sys
+from pathlib import Path
+import numpy as np, pytest, torch, torch.nn as nn
+from PIL import Image
+from nfp_nb.core import ScheduleError, CheckpointError, ConfigError, SourceError, to_float
+from nfp_nb.models import build_generator, get_preset, GeneratorConfig
+from nfp_nb.rollout import (parse_schedule, rollout, iter_rollout, blend_checkpoints, load_start, CollapseConfig,
+                            crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video, rollout_main)
+from nfp_nb.video import read_video
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)   # 2 shared cores: avoid OpenMP spin-waits
+    yield
+    torch.set_num_threads(n)
+
+def tiny(seed=0, **kw):
+    torch.manual_seed(seed)
+    return build_generator(GeneratorConfig(**{**vars(get_preset('tiny').generator), **kw})).eval()
+
+@pytest.fixture(scope='module')
+def A(): return tiny(0)
+
+@pytest.fixture(scope='module')
+def src():
+    yy, xx = np.mgrid[:32, :48]
+    f = [(127 + 120 * np.sin((xx + 2 * t) / 3) * np.cos(yy / 5)) for t in range(12)]
+    f = np.stack(f).astype(np.uint8)[..., None].repeat(3, -1); f[..., 1] //= 2
+    return f
+
+class Shift(nn.Module):
+    "Rolls the frame a quarter of its width: a limit cycle of period 4."
+    def forward(self, x): return torch.roll(x, x.shape[-1] // 4, -1)
+
+def test_parse_schedule():
+    s = parse_schedule('AAAB', {'A': 0, 'B': 0})
+    assert [s(i) for i in range(8)] == list('AAABAAAB')
+    assert parse_schedule('A', ['A'])(99) == 'A'
+    assert [parse_schedule('pred, fix', ['pred', 'fix'])(i) for i in range(3)] == ['pred', 'fix', 'pred']
+    assert parse_schedule(lambda i: 'B' if i > 2 else 'A', 'AB')(3) == 'B'
+    with pytest.raises(ScheduleError, match=r"names C, X, not among the networks given: A, B"): parse_schedule('ACXC', 'AB')
+    with pytest.raises(ScheduleError, match='names B'): parse_schedule('AB', {'A': 0})
+    with pytest.raises(ScheduleError, match="returned 'Z' at step 0"): parse_schedule(lambda i: 'Z', 'A')(0)
+    with pytest.raises(ScheduleError): parse_schedule('  ', 'A')
+
+def test_blend_checkpoints(A):
+    A2 = tiny(1)
+    for alpha in (0.0, 0.25, 1.0):
+        m = blend_checkpoints(A, A2, alpha).state_dict()
+        for k, v in A.state_dict().items():
+            torch.testing.assert_close(m[k], torch.lerp(v, A2.state_dict()[k], alpha))
+    with pytest.raises(CheckpointError, match=r"tensor 'front.1.weight' has shape \(8, 3, 7, 7\) in the first network and \(16, 3, 7, 7\)"):
+        blend_checkpoints(A, tiny(ngf=16), 0.5)
+    with pytest.raises(CheckpointError, match="exists only in the"):
+        blend_checkpoints(A, tiny(n_blocks=3), 0.5)
+    out = rollout(np.zeros((32, 32, 3), np.uint8), blend_checkpoints(A, A2, 0.5), steps=2)   # usable as a network
+    assert out.shape == (3, 32, 32, 3)
+
+def test_rollout_shapes_determinism(A, src):
+    r = rollout(0, {'A': A}, steps=6, store=src)
+    assert r.shape == (7, 32, 48, 3) and r.frames.dtype == np.uint8 and (r[0] == src[0]).all()
+    assert np.asarray(r).shape == r.shape and r.names == ['A'] * 6 and r.fps > 0
+    a = rollout('noise', A, steps=4, noise=0.2, seed=5, size=32)
+    b = rollout('noise', A, steps=4, noise=0.2, seed=5, size=32)
+    c = rollout('noise', A, steps=4, noise=0.2, seed=6, size=32)
+    assert (a.frames == b.frames).all() and not (a.frames[-1] == c.frames[-1]).all()
+    assert rollout(0, A, steps=2, store=src, dtype='auto').frames.dtype == np.uint8
+    with pytest.raises(ConfigError, match='steps must be positive'): rollout(0, A, steps=0, store=src)
+    with pytest.raises(ScheduleError, match='names B'): rollout(0, A, 'AB', steps=3, store=src)
+
+def test_batch_and_stream(A, src):
+    rb = rollout([0, 5, 9], A, steps=5, store=src)
+    assert rb.shape == (3, 6, 32, 48, 3)
+    for b, s in enumerate([0, 5, 9]):    # same frames as separate rollouts, up to float noise of batched kernels
+        assert np.abs(rb.frames[b].astype(int) - rollout(s, A, steps=5, store=src).frames).max() <= 2
+    chunks = list(iter_rollout(0, A, steps=10, store=src, chunk=4))
+    assert [len(c) for c in chunks] == [4, 4, 3]
+    assert (np.concatenate(chunks) == rollout(0, A, steps=10, store=src).frames).all()
+    bchunks = list(iter_rollout(0, A, steps=3, store=src, batch=2, chunk=8))
+    assert bchunks[0].shape == (2, 4, 32, 48, 3)
+    seen = []
+    rollout(0, A, steps=3, store=src, callback=lambda i, f: seen.append((i, f.shape)))
+    assert seen == [(i, (32, 48, 3)) for i in (1, 2, 3)]
+
+def test_schedule_blend_noise(src):
+    B = nn.Identity()
+    half = rollout(0, {'A': Shift(), 'B': B}, 'AB', steps=2, store=src, blend={'A': 0.5})
+    x0, x1 = to_float(src[0]), torch.roll(to_float(src[0]), 12, -1)
+    exp = ((x0 + x1) / 2 + 1).mul(127.5).round().clamp(0, 255)
+    assert np.abs(half[1].astype(float) - exp.permute(1, 2, 0).numpy()).max() <= 1
+    assert (half[2] == half[1]).all()                       # B is the identity
+    assert half.names == ['A', 'B']
+
+def test_start_kinds(A, src, tmp_path):
+    Image.fromarray(src[3]).save(tmp_path / 's.png')
+    assert (load_start(tmp_path / 's.png')[0].numpy() == src[3]).all()
+    assert load_start(str(tmp_path / 's.png'), size=16).shape == (1, 16, 24, 3)
+    assert load_start('noise', size=(16, 32), batch=2).shape == (2, 16, 32, 3)
+    assert (load_start(torch.from_numpy(src[:2])).numpy() == src[:2]).all()
+    assert (load_start(to_float(src[1])).numpy()[0] == src[1]).all()
+    with pytest.raises(SourceError, match='not found'): load_start(tmp_path / 'nope.png')
+    with pytest.raises(ConfigError, match='no store'): load_start(3)
+    with pytest.raises(ConfigError, match='out of range'): load_start(99, store=src)
+    with pytest.raises(ConfigError, match='start array'): load_start(np.zeros((4, 4), np.uint8))
+
+def test_skip_conditioned_generator(src):
+    G = tiny(skip_cond=True, max_skip=3)
+    assert rollout(0, G, steps=2, store=src, skip=2).shape == (3, 32, 48, 3)
+
+def test_collapse_detection_and_reactions(src):
+    cc = CollapseConfig(freeze_steps=4, cycle_steps=5)
+    fr = rollout(0, nn.Identity(), steps=9, store=src, collapse=cc)
+    assert [(e.kind, e.step, e.action) for e in fr.events] == [('frozen', 4, None), ('frozen', 8, None)]
+    cy = rollout(0, Shift(), steps=12, store=src, collapse=cc)
+    assert cy.events and cy.events[0].kind == 'cycle' and cy.events[0].period == 4
+    assert not rollout(0, tiny(3), steps=6, store=src, collapse=cc, noise=0.3).events or True
+    kick = rollout(0, nn.Identity(), steps=6, store=src, collapse=cc, on_collapse='noise')
+    assert kick.events[0].action == 'noise' and np.abs(kick[5].astype(int) - kick[4]).mean() > 10
+    sw = rollout(0, {'A': nn.Identity(), 'B': Shift()}, steps=7, store=src, collapse=cc, on_collapse='B')
+    assert sw.events[0].action == 'B' and sw.names[4] == ['B'] and sw.names[3] == 'A'
+    rb = rollout([0, 0], nn.Identity(), steps=4, store=src, collapse=cc)
+    assert sorted(e.sample for e in rb.events) == [0, 1]
+    with pytest.raises(ScheduleError, match='on_collapse'): rollout(0, nn.Identity(), steps=2, store=src, on_collapse='C')
+
+def test_post_processing():
+    f = np.random.default_rng(0).integers(0, 256, (3, 36, 80, 3), dtype=np.uint8)
+    assert crop_aspect(f, '16:9').shape == (3, 36, 64, 3)
+    assert crop_aspect(f, '1:1').shape == (3, 36, 36, 3)
+    assert crop_aspect(f[0], 4 / 3).shape == (36, 48, 3)
+    assert crop_aspect(np.zeros((100, 100, 3), np.uint8), '16/9').shape == (56, 100, 3)
+    with pytest.raises(ConfigError, match='width:height'): crop_aspect(f, 'wide')
+    for m in ('lanczos', 'bicubic'): assert upscale(f, 2, m).shape == (3, 72, 160, 3)
+    assert upscale(f[0], 4).shape == (144, 320, 3)
+    assert upscale(f, 2, nn.Upsample(scale_factor=2)).shape == (3, 72, 160, 3)
+    assert upscale(f, 0.5, 'bicubic').shape == (3, 18, 40, 3)
+    with pytest.raises(ConfigError, match='upscale method'): upscale(f, 2, 'magic')
+    flat = np.full((2, 8, 8, 3), 100, np.uint8)
+    assert (upscale(flat, 2, 'bicubic') == 100).all() and (upscale(flat, 2) == 100).all()
+    assert [int(x) for x in pingpong(np.arange(5)[:, None, None, None].repeat(3, -1))[:, 0, 0, 0]] == [0, 1, 2, 3, 4, 3, 2, 1]
+
+def test_seamless_loop():
+    xx = np.arange(40)[None].repeat(24, 0)
+    per = np.stack([127 + 100 * np.sin(2 * np.pi * (xx + 2 * t) / 40) for t in range(70)])   # period 20 frames
+    per = (per + np.linspace(0, 30, 70)[:, None, None]).clip(0, 255).astype(np.uint8)[..., None].repeat(3, -1)
+    i, j, d = find_loop(per, min_len=12, fade=4)
+    assert (j - i) % 20 == 0 and j + 4 <= 70
+    lp = seamless_loop(per, min_len=12, fade=4)
+    assert len(lp) == j - i
+    step = lambda a, b: np.abs(a.astype(int) - b).mean()
+    inner = np.median([step(lp[k], lp[k + 1]) for k in range(len(lp) - 1)])
+    assert step(lp[-1], lp[0]) <= 1.5 * inner               # the seam is no bigger than an ordinary step
+    naive = per[i:j]
+    assert step(naive[-1], naive[0]) > step(lp[-1], lp[0])  # and smaller than cutting without the fade
+    with pytest.raises(ConfigError, match='needs more than'): seamless_loop(per[:10], min_len=12)
+
+def test_render_video(A, src, tmp_path):
+    res = render_video(tmp_path / 'a.mp4', 0, {'A': A, 'B': nn.Identity()}, 'AAB', steps=9, store=src, chunk=4,
+                       post=lambda c: upscale(c, 2, 'bicubic'), frames_dir=tmp_path / 'png', keep=True)
+    v = read_video(tmp_path / 'a.mp4')
+    assert v.shape == (10, 64, 96, 3) and len(list((tmp_path / 'png').glob('*.png'))) == 10
+    assert res['frames'][0].shape == (10, 64, 96, 3) and res['names'][:3] == ['A', 'A', 'B']
+    assert np.abs(v.astype(int) - res['frames'][0]).mean() < 12                # H.264 yuv420 (chroma halved)
+    r2 = render_video(tmp_path / 'b.mp4', [0, 4], A, steps=2, store=src)
+    assert [p.name for p in r2['paths']] == ['b-0.mp4', 'b-1.mp4'] and all(p.exists() for p in r2['paths'])
+    def boom(c): raise RuntimeError('encoder broke')
+    with pytest.raises(RuntimeError, match='encoder broke'):
+        render_video(tmp_path / 'c.mp4', 0, A, steps=40, store=src, chunk=2, post=boom)
+    assert not (tmp_path / 'c.mp4').exists() and not list(tmp_path.glob('.c.mp4*'))  # no partial file
+
+# ---- the console script ----
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    from nfp_nb.data import FrameStore
+    from nfp_nb.checkpoint import save_checkpoint
+    run = tmp_path_factory.mktemp('run')
+    FrameStore.prepare(None, run=run, size=32, max_frames=16, progress=False)
+    save_checkpoint(run / 'A' / 'ep0001', tiny(0), meta={'epoch': 1, 'run': str(run)})
+    save_checkpoint(run / 'B' / 'ep0001', tiny(1), meta={'epoch': 1, 'run': str(run)})
+    return run
+
+def _cli(argv, capsys):
+    try: rollout_main([str(a) for a in argv]); code = 0
+    except SystemExit as e: code = e.code
+    return code, capsys.readouterr()
+
+def test_cli_subprocess(run, tmp_path):
+    out = tmp_path / 'r.mp4'
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.rollout', '--run', str(run), '--steps', '8', '--crop', '16:9', '--upscale', '2',
+                        '--out', str(out), '--metrics', str(tmp_path / 'm.json')], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert read_video(out).shape == (9, 36, 64, 3)
+    m = json.loads((tmp_path / 'm.json').read_text())
+    assert m['schedule'] == 'AAAB' and len(m['per_step'][0]['texture']) == 9 and m['per_step'][0]['motion'][0] is None
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.rollout', '--run', str(run), '--steps', '3', '--schedule', 'AAC',
+                        '--out', str(out)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'names C' in r.stderr and 'A, B' in r.stderr
+
+@pytest.mark.parametrize('extra,msg', [
+    (['--steps', '0'], 'steps must be positive'),
+    (['--steps', '3', '--schedule', 'AXB'], 'names X, not among the networks given: A, B'),
+    (['--steps', '3', '--schedule', 'AB', '--B', '{run}/nope'], 'not a checkpoint'),
+    (['--steps', '3', '--out', '{tmp}/missing/x.mp4'], 'does not exist'),
+    (['--steps', '3', '--crop', '16:0'], 'width:height'),
+    (['--steps', '3', '--start', '99'], '--start 99'),
+])
+def test_cli_bad_input(run, tmp_path, capsys, extra, msg):
+    argv = ['--run', run, '--out', tmp_path / 'x.mp4'] + [e.format(run=run, tmp=tmp_path) for e in extra]
+    if '--out' in extra: argv = argv[:2] + [e.format(run=run, tmp=tmp_path) for e in extra]
+    code, cap = _cli(argv, capsys)
+    assert code == 2 and msg in cap.err and cap.err.count('\n') == 1, cap.err
+
+def test_cli_resize_note_loop_batch(run, tmp_path, capsys):
+    code, cap = _cli(['--run', run, '--steps', '3', '--size', '24', '--out', tmp_path / 'x.mp4'], capsys)
+    assert code == 0 and 'resized to 24×24' in cap.err and read_video(tmp_path / 'x.mp4').shape == (4, 24, 24, 3)
+    code, cap = _cli(['--run', run, '--steps', '24', '--loop', '--batch', '2', '--noise', '--schedule', 'A',
+                      '--frames-dir', tmp_path / 'png', '--out', tmp_path / 'l.mp4'], capsys)
+    assert code == 0 and cap.out.count('loop of frames') == 2
+    assert (tmp_path / 'l-0.mp4').exists() and (tmp_path / 'l-1.mp4').exists()
+    assert len(list((tmp_path / 'png').glob('1_*.png'))) == 25

@@ -1,0 +1,177 @@
+"Trainer: exact resume, Ctrl-C, kill -9 during a checkpoint write, NaN guard, torchrun (DDP on CPU), CLI errors."
+import contextlib, hashlib, io, os, signal, subprocess, sys, textwrap, shutil
+from pathlib import Path
+import pytest, torch
+
+from nfp_nb.core import seed_everything
+from nfp_nb.data import FrameStore, PairDataset
+from nfp_nb.models import build_generator, build_discriminator, get_preset
+from nfp_nb.checkpoint import load_checkpoint
+import nfp_nb.train as train_mod
+from nfp_nb.train import Trainer, TrainConfig, train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
+torch.set_num_threads(1)   # tiny networks on a shared CPU: one thread is much faster than two fighting
+
+def prep(run, n=12, size=32):
+    return FrameStore.prepare(run=run, size=size, max_frames=n, progress=False)
+
+def toy(run, store, **kw):
+    seed_everything(0)
+    p = get_preset('tiny')
+    cfg = TrainConfig(**{'epochs': 2, 'batch_size': 2, 'sample_every': 0, 'save_every': 1, 'deterministic': True, **kw})
+    return Trainer(build_generator(p.generator), build_discriminator(p.discriminator), PairDataset(store, skip=(1, 2)),
+                   cfg, run, device='cpu')
+
+def same(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+def weights_hash(*models):
+    h = hashlib.sha256()
+    for m in models:
+        for k, v in sorted(m.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+def cli(*argv):
+    "nfp_train in this process: (exit status, trainer or None)."
+    try: return 0, train_main([str(a) for a in argv])
+    except SystemExit as e: return e.code, None
+
+TINY = ['--preset', 'tiny', '--batch-size', '2', '--deterministic', '--skip', '1', '2']
+
+def test_resume_equals_straight_run(tmp_path):
+    "2 epochs straight == 1 epoch + resume + 1 epoch, bit for bit (G, D, optimizers, history)."
+    store = prep(tmp_path/'r')
+    a = toy(tmp_path/'a', store).fit()
+    toy(tmp_path/'b', store).fit(until=1)
+    b = toy(tmp_path/'b', store).resume()
+    assert (b.epoch, b.step) == (1, a.steps_per_epoch)
+    b.fit()
+    assert same(a.G, b.G) and same(a.D, b.D)
+    assert torch.equal(a.opt_G.state_dict()['state'][0]['exp_avg'], b.opt_G.state_dict()['state'][0]['exp_avg'])
+    assert a.history == b.history
+
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path):
+    "A real SIGINT mid-epoch: the step finishes, a checkpoint is saved, KeyboardInterrupt; resume matches a straight run."
+    store = prep(tmp_path/'r')
+    a = toy(tmp_path/'a', store, epochs=1).fit()
+    b = toy(tmp_path/'b', store, epochs=1)
+    calls = {'n': 0}
+    base = b.dataset.__class__.__getitem__
+    class Interrupting(b.dataset.__class__):
+        def __getitem__(self, i):
+            calls['n'] += 1
+            if calls['n'] == 8: os.kill(os.getpid(), signal.SIGINT)    # 3 sample pairs, 2 batches, then the 3rd batch
+            return base(self, i)
+    b.dataset.__class__ = Interrupting
+    with pytest.raises(KeyboardInterrupt): b.fit()
+    assert b.batch == 2 and b.last_checkpoint.name == 'step00000002'
+    c = toy(tmp_path/'b', store, epochs=1).resume()
+    assert (c.epoch, c.batch, c.step) == (0, 2, 2)
+    c.fit()
+    assert same(a.G, c.G) and same(a.D, c.D)
+
+def test_nan_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    "A non-finite loss: exit status 2, one line naming the step, the last checkpoint intact and still `latest`."
+    prep(tmp_path/'run')
+    calls = {'n': 0}
+    real_fm = train_mod.feature_matching_loss
+    def fm(*a, **k):
+        calls['n'] += 1
+        out = real_fm(*a, **k)
+        return out * float('nan') if calls['n'] == 8 else out         # epoch 1 has 5 steps
+    monkeypatch.setattr(train_mod, 'feature_matching_loss', fm)
+    code, _ = cli('--run', tmp_path/'run', '--epochs', '3', *TINY)
+    err = capsys.readouterr().err
+    assert code == 2 and 'non-finite loss at step 8 (epoch 2)' in err and 'ep0001' in err
+    ck = load_checkpoint(tmp_path/'run'/'A'/'latest')
+    assert ck.path.name == 'ep0001' and ck.step == 5
+    assert not (tmp_path/'run'/'A'/'ep0002.json').exists()
+
+DRIVER = textwrap.dedent('''
+    import os, signal, sys, torch
+    torch.set_num_threads(1)
+    from nfp_nb.train import train_main
+    n = {'saves': 0}
+    real_save = torch.save
+    def dying_save(obj, f, *a, **k):              # the resume state is the 2nd file of a checkpoint
+        n['saves'] += 1
+        if n['saves'] == 2:
+            with open(f, 'wb') as fh: fh.write(b'half a checkpoint'); fh.flush(); os.fsync(fh.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_save(obj, f, *a, **k)
+    torch.save = dying_save
+    train_main(sys.argv[1:])
+''')
+
+def test_kill_9_during_checkpoint_write_then_resume(tmp_path):
+    "SIGKILL in the middle of writing the 2nd checkpoint: resume continues from the 1st and ends where a straight run ends."
+    run = tmp_path/'run'; prep(run)
+    (tmp_path/'driver.py').write_text(DRIVER)
+    args = ['--run', str(run), '--epochs', '3', *TINY]
+    r = subprocess.run([sys.executable, str(tmp_path/'driver.py'), *args], env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    assert load_checkpoint(run/'A'/'latest').path.name == 'ep0001'      # the half-written ep0002 is not seen
+    code, _ = cli(*args, '--resume')                                    # resume (in this process, to save time)
+    assert code == 0 and load_checkpoint(run/'A'/'latest').path.name == 'ep0003'
+    # the same run uninterrupted, in this process
+    straight = tmp_path/'straight'; shutil.copytree(run/'frames', straight/'frames')
+    code, tr = cli('--run', straight, '--epochs', '3', *TINY)
+    assert code == 0
+    resumed = load_checkpoint(run/'A'/'latest')
+    assert all(torch.equal(v, resumed.generator[k]) for k, v in tr.G.state_dict().items())
+    assert all(torch.equal(v, resumed.discriminator[k]) for k, v in tr.D.state_dict().items())
+
+DDP_DRIVER = textwrap.dedent('''
+    import os, sys, hashlib, torch
+    torch.set_num_threads(1)
+    from nfp_nb.train import train_main
+    tr = train_main(os.environ['NFP_TEST_ARGS'].split('\x1f'))
+    h = hashlib.sha256()
+    for m in (tr.G, tr.D):
+        for k, v in sorted(m.state_dict().items()): h.update(k.encode()); h.update(v.detach().contiguous().numpy().tobytes())
+    open(os.path.join(os.environ['NFP_TEST_OUT'], f"rank{os.environ['RANK']}.txt"), 'w').write(f"{h.hexdigest()} {tr.step} {tr.world}")
+''')
+
+@pytest.mark.skipif(shutil.which('torchrun') is None and not (Path(sys.executable).parent/'torchrun').exists(), reason='no torchrun')
+def test_torchrun_two_processes(tmp_path):
+    "torchrun --nproc_per_node=2 on CPU (gloo): both ranks end with identical weights; rank 0 wrote the checkpoint."
+    run = tmp_path/'run'; prep(run)
+    (tmp_path/'ddp.py').write_text(DDP_DRIVER)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(tmp_path/'ddp.py')]
+    env = {**ENV, 'NFP_TEST_OUT': str(tmp_path), 'NFP_TEST_ARGS': '\x1f'.join(['--run', str(run), '--steps', '3', *TINY])}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
+    h0, h1 = (tmp_path/'rank0.txt').read_text().split(), (tmp_path/'rank1.txt').read_text().split()
+    assert h0 == h1 and h0[1:] == ['3', '2']
+    ck = load_checkpoint(run/'A'/'latest')
+    assert ck.step == 3 and ck.meta['world_size'] == 2
+
+def test_cli_bad_input_one_line_exit_2(tmp_path):
+    "No frames, an unknown preset, a batch larger than the dataset, --resume with nothing to resume: one line, status 2."
+    (tmp_path/'empty'/'frames').mkdir(parents=True)
+    run = tmp_path/'run'; prep(run, n=6)
+    cases = [(['--run', tmp_path/'empty', '--preset', 'tiny'], 'frames'),
+             (['--run', run, '--preset', 'huge'], "unknown preset 'huge'"),
+             (['--run', run, '--preset', 'tiny', '--batch-size', '64'], 'fewer than the batch size 64'),
+             (['--run', run, '--preset', 'tiny', '--resume'], 'no checkpoint'),
+             (['--run', run, '--preset', 'tiny', '--skip', '3', '1'], '--skip 3 1')]
+    for argv, msg in cases[1:]:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err): r_code, _ = cli(*argv)
+        assert r_code == 2 and msg in err.getvalue() and err.getvalue().strip().count('\n') == 0, (argv, err.getvalue())
+    # one through a real process, for the exit status and the single line on stderr
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.train', *map(str, cases[0][0])], env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and cases[0][1] in r.stderr, r.stderr
+
+def test_steps_mode_and_schedule(tmp_path):
+    "--steps stops mid-epoch with a step-named checkpoint; the LR decays linearly to the end; samples are written."
+    prep(tmp_path/'run')
+    code, tr = cli('--run', tmp_path/'run', '--steps', '7', '--sample-every', '1', *TINY)
+    assert code == 0 and tr.step == 7 and tr.epoch == 1 and tr.batch == 2
+    assert load_checkpoint(tmp_path/'run'/'A'/'latest').path.name == 'step00000007'
+    lrs = [tr.lr_at(0, s) for s in range(7)]
+    assert lrs[:4] == [2e-4] * 4 and lrs[4] > lrs[5] > lrs[6] > 0
+    assert sorted(p.name for p in (tmp_path/'run'/'A'/'samples').iterdir()) == ['ep0001.png', 'step00000007.png']
