@@ -37,7 +37,7 @@ def matmul_peak(dev, dtype, n, reps):
     return 2 * n**3 / s / 1e9
 
 
-def bench_generator(name, size, dev, reps):
+def bench_generator(name, size, dev, reps, bf16=True):
     cfg = get_preset(name).generator
     gflop = model_summary(cfg, size)['gflops']
     g = build_generator(cfg).to(dev).eval()
@@ -45,7 +45,7 @@ def bench_generator(name, size, dev, reps):
     rows, ref = [], None
     for label, dtype, fmt in [('fp32 NCHW', torch.float32, torch.contiguous_format),
                               ('fp32 channels_last', torch.float32, torch.channels_last),
-                              ('bf16 autocast', torch.bfloat16, torch.contiguous_format)]:
+                              ('bf16 autocast', torch.bfloat16, torch.contiguous_format)][:3 if bf16 else 2]:
         gm, xm = g.to(memory_format=fmt), x.contiguous(memory_format=fmt)
         def fwd():
             with torch.inference_mode(), autocast_for(dev, dtype): return gm(xm)
@@ -62,6 +62,7 @@ def main():
     ap.add_argument('--quick', action='store_true', help="fewer repeats and a smaller matmul")
     ap.add_argument('--size', type=int, default=256)
     ap.add_argument('--presets', default='small,default')
+    ap.add_argument('--force-bf16', action='store_true', help="time bf16 forwards even where bf16 is emulated (very slow)")
     args = ap.parse_args()
     dev = as_device(args.device)
     reps = 3 if args.quick else 7
@@ -71,15 +72,17 @@ def main():
           f"inference_settings -> {inference_settings(dev)}")
     peaks = {torch.float32: matmul_peak(dev, torch.float32, n, reps * 2),
              torch.bfloat16: matmul_peak(dev, torch.bfloat16, n, reps * 2)}
-    print(f"matmul {n}×{n}: fp32 peak {peaks[torch.float32]:.0f} GFLOP/s, bf16 peak {peaks[torch.bfloat16]:.0f} GFLOP/s "
-          f"(bf16/fp32 {peaks[torch.bfloat16] / peaks[torch.float32]:.2f}×)")
+    print(f"matmul {n}×{n}: fp32 peak {peaks[torch.float32]:.1f} GFLOP/s, bf16 peak {peaks[torch.bfloat16]:.1f} GFLOP/s "
+          f"(bf16/fp32 {peaks[torch.bfloat16] / peaks[torch.float32]:.2f}×)", flush=True)
+    do_bf16 = args.force_bf16 or bf16_supported(dev)
+    if not do_bf16: print("bf16 forwards skipped: this device has no native bf16 (emulated bf16 is far slower; --force-bf16 to time it)")
     for preset in args.presets.split(','):
-        gflop, rows = bench_generator(preset, args.size, dev, reps)
+        gflop, rows = bench_generator(preset, args.size, dev, reps, do_bf16)
         print(f"\n{preset} generator at {args.size}px: {gflop:.1f} GFLOP/frame (median of {reps})")
         print(f"  {'setting':20s} {'ms/frame':>9s} {'frames/s':>9s} {'GFLOP/s':>8s} {'of peak':>8s} {'vs fp32':>8s} {'max Δ uint8':>11s}")
         base = rows[0][3]
         for label, dtype, s, gfs, d in rows:
-            print(f"  {label:20s} {s*1e3:9.0f} {1/s:9.2f} {gfs:8.0f} {gfs/peaks[dtype]:8.0%} {gfs/base:7.2f}× {d:11d}")
+            print(f"  {label:20s} {s*1e3:9.0f} {1/s:9.2f} {gfs:8.0f} {gfs/peaks[dtype]:8.0%} {gfs/base:7.2f}× {d:11d}", flush=True)
 
 
 if __name__ == '__main__': main()

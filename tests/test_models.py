@@ -162,15 +162,15 @@ def test_configs_presets_builders():
     with pytest.raises(ConfigError, match='norm'): build_generator(GeneratorConfig(norm='layer'))
     with pytest.raises(ConfigError, match='upsample'): build_generator(GeneratorConfig(ngf=4, n_downsampling=1, n_blocks=1, upsample='pixel'))
 
-def test_tiny_preset_is_fast_at_64():
-    import time
+def test_tiny_preset_trains_at_64():
     p = get_preset('tiny')
+    assert p.size == 64
     g, d = build_generator(p.generator), build_discriminator(p.discriminator)
     x = torch.randn(p.batch_size, 3, 64, 64)
-    t = time.perf_counter()
     y = g(x); out = d(torch.cat([x, y], 1))
+    assert y.shape == x.shape and len(out) == p.discriminator.num_D
     sum(o[-1].mean() for o in out).backward()
-    assert time.perf_counter() - t < 5
+    assert all(q.grad is not None for q in g.parameters())
 
 def test_state_dict_round_trip():
     p = get_preset('tiny')

@@ -219,3 +219,19 @@ def test_cli_resize_note_loop_batch(run, tmp_path, capsys):
     assert code == 0 and cap.out.count('loop of frames') == 2
     assert (tmp_path / 'l-0.mp4').exists() and (tmp_path / 'l-1.mp4').exists()
     assert len(list((tmp_path / 'png').glob('1_*.png'))) == 25
+
+def test_per_sample_schedules(A, src):
+    A2 = tiny(1)
+    two = rollout(0, {'A': A, 'A2': A2, 'B': nn.Identity()}, ['A', 'A2,B'], steps=4, store=src)
+    assert two.shape == (2, 5, 32, 48, 3) and two.names[0] == ['A', 'A2'] and two.names[1] == ['A', 'B']
+    assert np.abs(two.frames[0].astype(int) - rollout(0, A, steps=4, store=src).frames).max() <= 2
+    assert (two.frames[1][2] == two.frames[1][1]).all()                        # the B (identity) step
+    with pytest.raises(ConfigError, match='2 schedules for a batch of 3'):
+        rollout([0, 1, 2], {'A': A}, ['A', 'A'], steps=2, store=src)
+
+def test_interrupt_keeps_rendered_video(A, src, tmp_path):
+    def stop(i, f):
+        if i == 9: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        render_video(tmp_path / 'k.mp4', 0, A, steps=50, store=src, chunk=4, callback=stop)
+    assert read_video(tmp_path / 'k.mp4').shape[0] == 8                       # the two whole chunks before step 9

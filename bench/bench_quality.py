@@ -1,0 +1,447 @@
+"""Does the restorer keep rollouts alive? A measured comparison of A alone vs A+B on three sources.
+
+    python bench/bench_quality.py                  # the full experiment: 3 sources at 128 px (~25 min on 2 CPU cores)
+    python bench/bench_quality.py --quick          # smoke test: 64 px, a few steps (about a minute)
+    python bench/bench_quality.py --out DIR        # where videos, runs, tables, plots and sheets go (default bench_out/quality)
+
+For each source (the built-in sample video, `lava`: sharp-edged blobs orbiting and turning, and `stone`: a
+fractal stone texture carried by a slow flow field; both made by this script) it prepares the frames,
+trains the predictor A and the restorer B with the `small` preset under one budget of optimizer steps
+(A alone gets all of it; A+B splits it, B's steps counted), rolls out 300 steps from 4 start frames with
+A alone and with A+B under three schedules, and measures texture distance, sharpness and motion energy
+relative to the source with `nfp_nb.metrics`. It prints a markdown table per source, writes a drift plot
+and a contact sheet (steps 0/50/150/300) per source, and a `results.json`.
+
+The bar (issue 9): on every source, at step 300, A+B (default schedule) has a texture distance at most
+0.6x A alone's, and a motion energy between 0.3x and 3x the source's. Exit status 0 only when it holds.
+
+A value "at step s" is the mean over the 4 start frames and over the 16 steps ending at s (s-15..s): one
+frame is noisy, and 16 steps hold whole periods of every schedule used here, so a schedule is not judged
+on the phase (right after B, or right before it) that step s happens to fall on.
+
+The recipe is read from the package's defaults (the `small` preset, `train_restorer`'s n/m ranges,
+`rollout`'s blend/noise, the CLI's default schedule); flags override them to try other recipes, and
+trained networks are cached under OUT/runs by a hash of everything that shaped them, so trying a new
+rollout setting or a new B does not retrain A.
+"""
+from __future__ import annotations
+import argparse, contextlib, copy, dataclasses, io, warnings, hashlib, inspect, json, math, os, shutil, sys, time
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+import numpy as np
+import torch, torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
+
+# ---------------------------------------------------------------------------------------------------------
+# Two more sources, made here: each a function (n_frames, size, seed) -> uint8 (T, H, W, 3)
+# ---------------------------------------------------------------------------------------------------------
+
+def _lut(stops, n=512) -> torch.Tensor:
+    "A smooth colour ramp through hex `stops`: float (n, 3) in [0, 1]."
+    cols = torch.tensor([[int(c[i:i+2], 16) / 255 for i in (1, 3, 5)] for c in stops])
+    x = torch.linspace(0, len(cols) - 1, n)
+    i = x.floor().long().clamp(max=len(cols) - 2); f = (x - i)[:, None]
+    f = f * f * (3 - 2 * f)
+    return cols[i] * (1 - f) + cols[i + 1] * f
+
+def _to_u8(rgb:torch.Tensor) -> np.ndarray:
+    "float (T, 3, H, W) in [0, 1] → uint8 (T, H, W, 3)."
+    return rgb.clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+@torch.inference_mode()
+def lava_video(n_frames:int=160, size:int=128, seed:int=0) -> np.ndarray:
+    "Blobs of a lava lamp: metaballs orbiting on Lissajous paths while the scene turns; banded, sharp-edged."
+    g = torch.Generator().manual_seed(seed)
+    K, ss = 7, 2                                                     # blobs; supersampling for clean edges
+    S = size * ss
+    ax = (torch.arange(S) + 0.5) / S * 2 - 1
+    yy, xx = torch.meshgrid(ax, ax, indexing='ij')                   # (S, S) in [-1, 1]
+    r = 0.16 + 0.10 * torch.rand(K, generator=g)                     # blob radii
+    amp = 0.35 + 0.35 * torch.rand(K, 2, generator=g)                # orbit half-widths
+    per = 90 + 150 * torch.rand(K, 2, generator=g)                   # orbit periods in frames
+    ph = torch.rand(K, 2, generator=g) * 2 * math.pi
+    lut = _lut(['#1a0b2e', '#4a1454', '#a4243b', '#e8702a', '#f6c85f', '#fff4d6'])
+    out = []
+    for t in range(n_frames):
+        th = 0.006 * t                                               # the whole scene turns slowly
+        c, s = math.cos(th), math.sin(th)
+        u, v = c * xx - s * yy, s * xx + c * yy
+        cen = amp * torch.sin(2 * math.pi * t / per + ph)             # (K, 2)
+        d2 = (u[None] - cen[:, 0, None, None]) ** 2 + (v[None] - cen[:, 1, None, None]) ** 2
+        f = (r[:, None, None] ** 2 / (d2 + 1e-3)).sum(0)              # metaball field
+        lvl = torch.log(f + 1e-6) * 0.9 + 0.5                         # ~0 far away, >1 inside blobs
+        q = torch.floor(lvl * 4) / 4                                  # bands with hard edges
+        q = q.clamp(0, 1.4) / 1.4
+        col = lut[(q * (len(lut) - 1)).long().clamp(0, len(lut) - 1)]  # (S, S, 3)
+        rim = torch.exp(-((lvl * 4) - torch.round(lvl * 4)).abs() * 18) * (lvl > 0.2)   # thin bright rims
+        col = col + 0.25 * rim[..., None]
+        bg = 0.05 + 0.05 * (v + 1)[..., None] * torch.tensor([0.4, 0.2, 0.6])
+        col = torch.where((lvl < 0)[..., None], bg + 0 * col, col)
+        out.append(F.avg_pool2d(col.permute(2, 0, 1)[None], ss)[0])
+    return _to_u8(torch.stack(out))
+
+@torch.inference_mode()
+def stone_video(n_frames:int=160, size:int=128, seed:int=0) -> np.ndarray:
+    "Mossy stone: a fractal-noise relief, lit and coloured once, carried by a slowly changing smooth flow."
+    from nfp_nb.sample import noise_texture
+    g = torch.Generator().manual_seed(seed + 101)
+    T = 2 * size                                                     # a tileable texture twice the frame
+    rough = noise_texture(T, T, g, beta=2.2, fmin=3.0)               # fine grain
+    ridge = 1 - noise_texture(T, T, g, beta=2.8, fmin=5.0).abs().clamp(max=2) / 2   # crack-like ridges
+    lumps = noise_texture(T, T, g, beta=3.6, fmin=1.5)               # large lumps
+    moss = noise_texture(T, T, g, beta=3.4, fmin=2.0)
+    h = 0.5 * lumps + 0.35 * rough + 0.9 * ridge ** 6
+    gy, gx = torch.gradient(h)
+    light = (1 + 1.6 * (gx - gy)).clamp(0.35, 1.6)                   # relief lit from the top left
+    stone = _lut(['#2b2622', '#5b524a', '#8c8172', '#b8ad98', '#e0d6c2'])
+    tone = ((h - h.min()) / (h.max() - h.min()) * 0.9 + 0.05)
+    col = stone[(tone * (len(stone) - 1)).long()] * light[..., None]  # (T, T, 3)
+    m = torch.sigmoid((moss - 0.6) * 4)[..., None] * (0.5 + 0.5 * torch.sigmoid(rough * 2))[..., None]
+    col = col * (1 - m) + m * torch.tensor([0.24, 0.36, 0.12]) * light[..., None] * (0.7 + 0.3 * tone[..., None])
+    tex = F.pad(col.permute(2, 0, 1)[None], (1, 1, 1, 1), mode='circular')   # (1, 3, T+2, T+2) for wrapped sampling
+    # flow: a steady drift plus 5 travelling sine modes of displacement (pixels), so the stone bends and slides
+    M = 5
+    kx, ky = (torch.randint(-2, 3, (2, M), generator=g).float() * 2 * math.pi / size)
+    kx[(kx == 0) & (ky == 0)] = 2 * math.pi / size
+    amp = (1 + 1.5 * torch.rand(M, 2, generator=g))                  # pixels
+    om = (torch.rand(M, generator=g) - 0.5) * 2 * 2 * math.pi / 120
+    ph = torch.rand(M, 2, generator=g) * 2 * math.pi
+    drift = torch.tensor([0.45, 0.25])                              # pixels per frame
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing='ij')
+    out = []
+    for t in range(n_frames):
+        arg = kx[:, None, None] * xx + ky[:, None, None] * yy            # (M, H, W)
+        dx = (amp[:, 0, None, None] * torch.sin(arg + om[:, None, None] * t + ph[:, 0, None, None])).sum(0)
+        dy = (amp[:, 1, None, None] * torch.sin(arg + om[:, None, None] * t + ph[:, 1, None, None])).sum(0)
+        px = (xx + drift[0] * t + dx) % T; py = (yy + drift[1] * t + dy) % T
+        grid = torch.stack([(px + 1.5) / (T + 2) * 2 - 1, (py + 1.5) / (T + 2) * 2 - 1], -1)[None]
+        out.append(F.grid_sample(tex, grid, mode='bilinear', align_corners=False)[0])
+    return _to_u8(torch.stack(out))
+
+SOURCES = {'sample': None, 'lava': lava_video, 'stone': stone_video}   # None: the package's built-in sample video
+
+# ---------------------------------------------------------------------------------------------------------
+# The recipe: the package's defaults, overridable from the command line
+# ---------------------------------------------------------------------------------------------------------
+
+def _default(fn, name):
+    return inspect.signature(fn).parameters[name].default
+
+def package_defaults() -> dict:
+    "The recipe the package ships: read from the code, so a changed default changes this benchmark."
+    from nfp_nb.models import get_preset
+    from nfp_nb.restorer import train_restorer
+    from nfp_nb import rollout as ro
+    p = get_preset('small')
+    return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
+                lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual,
+                schedule=getattr(ro, 'DEFAULT_SCHEDULE', 'AAAB'),
+                blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'))
+
+@dataclass
+class Recipe:
+    "Everything that shapes the comparison; `None` fields take the package's defaults."
+    size: int = 128                 # frame size (square)
+    frames: int = 160               # frames per source
+    budget: int = 1200              # optimizer steps of each setting: A alone gets them all, A+B splits them
+    b_share: float = 1 / 3          # share of the budget given to B in the A+B setting
+    skip: tuple = (1, 1)            # A's skip range
+    n: tuple = None                 # B: A applied n times, n in this range
+    m: tuple = None                 # B: target frame t+m, m in this range
+    lambda_feat: float = None       # feature-matching weight (A and B)
+    lambda_l1: float = None         # L1 weight (A and B)
+    residual: bool = None           # residual output mode (A and B)
+    b_lambda_feat: float = None     # B only (None: as `lambda_feat`)
+    b_lambda_l1: float = None       # B only (None: as `lambda_l1`)
+    b_residual: bool = None         # B only (None: as `residual`)
+    schedule: str = None            # the default schedule of A+B
+    others: tuple = ('AB', 'AAAAAAAB')   # the two other schedules
+    blend: float = None             # B's blend in rollouts
+    noise: float = None             # input noise std before B in rollouts
+    rollout_steps: int = 300
+    starts: int = 4
+    report_steps: tuple = (50, 150, 300)
+    window: int = 16                # steps averaged for a value "at step s"
+    seed: int = 0
+
+    def resolved(self) -> 'Recipe':
+        d = package_defaults()
+        r = dataclasses.replace(self)
+        for k in ('n', 'm', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise'):
+            if getattr(r, k) is None: setattr(r, k, d[k])
+        if r.b_lambda_feat is None: r.b_lambda_feat = r.lambda_feat
+        if r.b_lambda_l1 is None: r.b_lambda_l1 = r.lambda_l1
+        if r.b_residual is None: r.b_residual = r.residual
+        r.n, r.m, r.skip, r.others, r.report_steps = (tuple(r.n), tuple(r.m), tuple(r.skip), tuple(r.others),
+                                                       tuple(r.report_steps))
+        return r
+
+    @property
+    def steps_b(self) -> int: return int(round(self.budget * self.b_share))
+    @property
+    def steps_a(self) -> int: return self.budget - self.steps_b
+
+@contextlib.contextmanager
+def _quiet():
+    "Silence the trainer's progress bars and epoch lines (they are for notebooks and interactive use)."
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()): yield
+
+def _key(d:dict) -> str:
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+# ---------------------------------------------------------------------------------------------------------
+# Steps of the experiment
+# ---------------------------------------------------------------------------------------------------------
+
+def prepare_source(name:str, out:Path, r:Recipe):
+    "The source's `FrameStore` at r.size px (its video is written to OUT/sources/NAME.mp4 first when made here)."
+    from nfp_nb.data import FrameStore
+    from nfp_nb.video import write_video
+    run = out / 'runs' / f"{name}-{r.size}-{r.frames}"
+    if SOURCES[name] is None:
+        return FrameStore.prepare(None, run=run, size=r.size, max_frames=r.frames, progress=False, seed=r.seed)
+    mp4 = out / 'sources' / f"{name}-{r.size}-{r.frames}.mp4"
+    if not mp4.exists():
+        mp4.parent.mkdir(parents=True, exist_ok=True)
+        write_video(mp4, SOURCES[name](r.frames, r.size, r.seed), fps=30)
+    return FrameStore.prepare(mp4, run=run, size=r.size, progress=False)
+
+def _preset(residual:bool):
+    from nfp_nb.models import get_preset
+    p = get_preset('small')
+    p.generator = dataclasses.replace(p.generator, residual=bool(residual))
+    return p
+
+def _train_kw(p, lambda_feat, lambda_l1, r:Recipe) -> dict:
+    return dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=lambda_feat, lambda_l1=lambda_l1,
+                save_every=0, sample_every=0, seed=r.seed)
+
+def train_a(store, r:Recipe, device, log) -> tuple:
+    "Train A for the whole budget, keeping the checkpoint at `steps_a` for A+B: (A alone, A of A+B, folder)."
+    from nfp_nb.models import build_generator, build_discriminator
+    from nfp_nb.train import Trainer, TrainConfig
+    from nfp_nb.data import PairDataset
+    from nfp_nb.checkpoint import load_generator, list_checkpoints
+    key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
+                    l1=r.lambda_l1, residual=r.residual, seed=r.seed))
+    run = store.run / f"A-{key}"
+    done = run / 'done.json'
+    if not done.exists():
+        if run.exists(): shutil.rmtree(run)
+        p = _preset(r.residual)
+        torch.manual_seed(r.seed)
+        G, D = build_generator(p.generator), build_discriminator(p.discriminator)
+        cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
+        t0 = time.perf_counter()
+        with _quiet():
+            Trainer(G, D, PairDataset(store, skip=r.skip, seed=r.seed), cfg, run, 'A', meta={'preset': 'small'},
+                    device=device).fit()
+        done.write_text(json.dumps({'seconds': time.perf_counter() - t0}))
+        log(f"  trained A: {r.budget} steps in {time.perf_counter() - t0:.0f} s")
+    cks = {c.step: c.path for c in list_checkpoints(run / 'A') if c.error is None}
+    if r.steps_a not in cks or r.budget not in cks: raise RuntimeError(f"{run}: checkpoints {sorted(cks)} lack step {r.steps_a} or {r.budget}")
+    return load_generator(cks[r.budget], device=device), load_generator(cks[r.steps_a], device=device), run
+
+def train_b(store, a_run:Path, A, r:Recipe, device, log):
+    "Train B against A (the A+B setting's A) for `steps_b` steps with `train_restorer`."
+    from nfp_nb.restorer import train_restorer
+    from nfp_nb.checkpoint import load_generator
+    key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed))
+    run = a_run / f"B-{key}"
+    done = run / 'done.json'
+    if not done.exists():
+        if run.exists(): shutil.rmtree(run)
+        p = _preset(r.b_residual)
+        # pre-render A^1..A^N once when that costs fewer forwards of A than rendering per step (mean n per step)
+        prerender = r.n[1] * len(store) < (r.n[0] + r.n[1]) / 2 * r.steps_b
+        import nfp_nb.restorer as rs
+        orig = rs.get_preset
+        rs.get_preset = lambda name, **kw: p                          # B's network: the small preset, residual as asked
+        try:
+            t0 = time.perf_counter()
+            kw = _train_kw(p, r.b_lambda_feat, r.b_lambda_l1, r); kw.pop('batch_size'); kw.pop('lr'); kw.pop('gan_mode')
+            kw.pop('lambda_feat'); kw.pop('lambda_l1')
+            torch.manual_seed(r.seed)
+            with _quiet(): train_restorer(run, predictor=A, n=r.n, m=r.m, prerender=prerender, preset='small', steps=r.steps_b,
+                           store=store, device=device, lambda_feat=r.b_lambda_feat, lambda_l1=r.b_lambda_l1,
+                           dataset_kwargs=dict(cache_dir=run / 'prerender', progress=False), **kw)
+        finally: rs.get_preset = orig
+        shutil.rmtree(run / 'prerender', ignore_errors=True)
+        done.write_text(json.dumps({'seconds': time.perf_counter() - t0, 'prerender': prerender}))
+        log(f"  trained B: {r.steps_b} steps (n {r.n}, m {r.m}, {'prerendered' if prerender else 'online'}) "
+            f"in {time.perf_counter() - t0:.0f} s")
+    return load_generator(run / 'B' / 'latest', device=device)
+
+def settings_of(r:Recipe) -> list:
+    "(label, schedule) of every rollout setting: A alone, A+B with the default schedule, then the others."
+    out = [('A alone', 'A'), (f'A+B {r.schedule} (default)', r.schedule)]
+    return out + [(f'A+B {s}', s) for s in r.others if s != r.schedule]
+
+def run_rollouts(store, A_alone, A, B, r:Recipe, device, out_dir:Path, log) -> dict:
+    "Roll every setting out from the same start frames; per setting: metrics (mean over starts), frames of start 0."
+    from nfp_nb.rollout import rollout
+    from nfp_nb.metrics import SourceStats, drift_metrics
+    from nfp_nb.video import write_video
+    stats = SourceStats.from_source(store)
+    T = len(store)
+    starts = [int(round(i * (T - 1) / r.starts)) for i in range(r.starts)]
+    res = {}
+    for label, sched in settings_of(r):
+        nets = {'A': A_alone} if sched == 'A' else {'A': A, 'B': B}
+        kw = {} if sched == 'A' else dict(blend={'B': r.blend}, noise={'B': r.noise})
+        t0 = time.perf_counter()
+        ro = rollout(starts, nets, sched, r.rollout_steps, store=store, seed=r.seed, device=device, **kw)
+        fr = np.asarray(ro.frames)                                     # (starts, steps+1, H, W, 3)
+        ms = [drift_metrics(f, stats) for f in fr]
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)             # motion is undefined at step 0 (nan)
+            mean = {k: np.nanmean(np.stack([m[k] for m in ms]), 0) for k in ('texture', 'sharpness', 'colour', 'motion', 'nearest')}
+        res[label] = dict(schedule=sched, metrics=mean, frames0=fr[0], seconds=time.perf_counter() - t0,
+                          events=len(ro.events))
+        slug = ''.join(c if c.isalnum() else '_' for c in label).strip('_')
+        write_video(out_dir / f"rollout_{slug}.mp4", fr[0], fps=30)
+        log(f"  rollout {label:<24} {r.rollout_steps} steps x {len(starts)} starts in {time.perf_counter() - t0:.0f} s")
+    return res
+
+# ---------------------------------------------------------------------------------------------------------
+# Numbers, table, verdict, pictures
+# ---------------------------------------------------------------------------------------------------------
+
+METRICS = ('texture', 'sharpness', 'motion')
+
+def value_at(v:np.ndarray, s:int, window:int) -> float:
+    "Mean of per-frame values `v` over the `window` steps ending at step `s` (frame s is after s steps)."
+    w = np.asarray(v[max(1, s - window + 1):s + 1], dtype=float)
+    return float(np.nanmean(w)) if np.isfinite(w).any() else float('nan')
+
+def summarize(res:dict, r:Recipe) -> dict:
+    "label → metric → step → value."
+    return {label: {k: {s: value_at(d['metrics'][k], s, r.window) for s in r.report_steps} for k in METRICS}
+            for label, d in res.items()}
+
+def verdict(summary:dict, r:Recipe) -> dict:
+    "The bar at the last reported step: texture ratio A+B(default)/A alone <= 0.6 and 0.3 <= motion <= 3."
+    s = r.report_steps[-1]
+    a, ab = summary['A alone'], summary[f'A+B {r.schedule} (default)']
+    ratio = ab['texture'][s] / max(a['texture'][s], 1e-12)
+    motion = ab['motion'][s]
+    return dict(step=s, texture_ratio=ratio, motion=motion, texture_ok=bool(ratio <= 0.6),
+                motion_ok=bool(0.3 <= motion <= 3.0), ok=bool(ratio <= 0.6 and 0.3 <= motion <= 3.0))
+
+def markdown_table(name:str, summary:dict, r:Recipe) -> str:
+    "One markdown table for a source: a row per setting, texture | sharpness | motion at each reported step."
+    steps = r.report_steps
+    head = ['setting'] + [f'{k} @{s}' for k in METRICS for s in steps]
+    lines = ['| ' + ' | '.join(head) + ' |', '| ' + ' | '.join(['---'] + ['---:'] * (len(head) - 1)) + ' |']
+    for label, m in summary.items():
+        lines.append('| ' + ' | '.join([label] + [f'{m[k][s]:.3f}' for k in METRICS for s in steps]) + ' |')
+    return f"**{name}**\n\n" + '\n'.join(lines)
+
+def drift_plot(name:str, res:dict, path:Path, r:Recipe):
+    "The drift plot of a source: texture, sharpness and motion over the steps, a line per setting."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from nfp_nb.metrics import plot_drift
+    fig = plot_drift({label: d['metrics'] for label, d in res.items()}, keys=list(METRICS), ncols=3,
+                     figsize=(10, 2.6), smooth=8, title=f"{name}: drift over a {r.rollout_steps}-step rollout (mean of {r.starts} starts)")
+    fig.savefig(path, dpi=72); plt.close(fig)
+
+def sheet(name:str, store, res:dict, path:Path, r:Recipe, tile:int=96):
+    "Contact sheet: a row of real frames, then a row per setting at steps 0, 50, 150, 300 (start frame 0)."
+    from nfp_nb.video import contact_sheet
+    steps = (0,) + tuple(r.report_steps)
+    T = len(store)
+    real = [min(s, T - 1) for s in steps]
+    frames = [store[i] for i in real]
+    labels = [f'source f{i}' for i in real]
+    for label, d in res.items():
+        frames += [d['frames0'][s] for s in steps]
+        labels += [f"{label.replace(' (default)', '*')} @{s}" for s in steps]
+    contact_sheet(np.stack(frames), ncols=len(steps), width=len(steps) * (tile + 2), labels=labels).save(path)
+
+# ---------------------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--quick', action='store_true', help='smoke test: 64 px, 40 frames, budget 24 steps, 60-step rollouts')
+    p.add_argument('--out', type=Path, default=Path('bench_out/quality'), help='output folder (default bench_out/quality)')
+    p.add_argument('--sources', default=','.join(SOURCES), help=f"comma-separated, from {', '.join(SOURCES)}")
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
+    p.add_argument('--tag', default=None, help='name of this try (results go to OUT/TAG/; default: "default" or "quick")')
+    g = p.add_argument_group('recipe (default: the package\'s)')
+    g.add_argument('--size', type=int); g.add_argument('--frames', type=int); g.add_argument('--budget', type=int)
+    g.add_argument('--b-share', type=float); g.add_argument('--rollout-steps', type=int)
+    g.add_argument('--skip', type=int, nargs=2); g.add_argument('--n', type=int, nargs=2); g.add_argument('--m', type=int, nargs=2)
+    g.add_argument('--lambda-feat', type=float); g.add_argument('--lambda-l1', type=float)
+    g.add_argument('--b-lambda-feat', type=float); g.add_argument('--b-lambda-l1', type=float)
+    g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
+    g.add_argument('--schedule'); g.add_argument('--others', help='the two other schedules, comma-separated')
+    g.add_argument('--blend', type=float); g.add_argument('--noise', type=float)
+    g.add_argument('--seed', type=int); g.add_argument('--starts', type=int)
+    return p.parse_args(argv)
+
+def recipe_from_args(a) -> Recipe:
+    r = Recipe()
+    if a.quick: r = dataclasses.replace(r, size=64, frames=40, budget=24, rollout_steps=60, report_steps=(10, 30, 60), window=8)
+    for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'n', 'm', 'lambda_feat', 'lambda_l1',
+              'b_lambda_feat', 'b_lambda_l1', 'schedule', 'blend', 'noise', 'seed', 'starts'):
+        v = getattr(a, k)
+        if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)
+    for k in ('residual', 'b_residual'):
+        if getattr(a, k) is not None: setattr(r, k, bool(getattr(a, k)))
+    if a.others: r.others = tuple(s.strip() for s in a.others.split(','))
+    if r.rollout_steps != 300 and not a.quick:
+        r.report_steps = tuple(s for s in (50, 150, 300) if s < r.rollout_steps) + (r.rollout_steps,)
+    return r.resolved()
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    r = recipe_from_args(a)
+    names = [s.strip() for s in a.sources.split(',') if s.strip()]
+    bad = [s for s in names if s not in SOURCES]
+    if bad: print(f"bench_quality: unknown source(s) {', '.join(bad)}; choose from {', '.join(SOURCES)}", file=sys.stderr); return 2
+    out = Path(a.out); tag = a.tag or ('quick' if a.quick else 'default')
+    res_dir = out / tag; res_dir.mkdir(parents=True, exist_ok=True)
+    log_f = open(res_dir / 'log.txt', 'a')
+    def log(msg):
+        print(msg, flush=True); log_f.write(msg + '\n'); log_f.flush()
+    t_all = time.perf_counter()
+    log(f"bench_quality [{tag}] {time.strftime('%Y-%m-%d %H:%M:%S')}: {torch.get_num_threads()} threads, device {a.device}")
+    log(f"recipe: {json.dumps(asdict(r), default=str)}")
+    log(f"budget per setting: A alone {r.budget} A steps; A+B {r.steps_a} A steps + {r.steps_b} B steps")
+    report, tables = {}, []
+    for name in names:
+        t0 = time.perf_counter()
+        log(f"[{name}]")
+        store = prepare_source(name, out, r)
+        A_alone, A, a_run = train_a(store, r, a.device, log)
+        B = train_b(store, a_run, A, r, a.device, log)
+        res = run_rollouts(store, A_alone, A, B, r, a.device, res_dir, log)
+        summ = summarize(res, r)
+        v = verdict(summ, r)
+        drift_plot(name, res, res_dir / f"quality_{name}_drift.png", r)
+        sheet(name, store, res, res_dir / f"quality_{name}_sheet.png", r)
+        table = markdown_table(name, summ, r)
+        line = (f"{name}: texture A+B/A alone at step {v['step']} = {v['texture_ratio']:.2f} (bar <= 0.60: "
+                f"{'ok' if v['texture_ok'] else 'FAILS'}); A+B motion = {v['motion']:.2f}x source "
+                f"(bar 0.3-3: {'ok' if v['motion_ok'] else 'FAILS'})")
+        tables.append(table + '\n\n' + line)
+        log(table); log(line); log(f"  ({time.perf_counter() - t0:.0f} s)")
+        report[name] = dict(summary={l: {k: {str(s): x for s, x in d.items()} for k, d in m.items()} for l, m in summ.items()},
+                            verdict=v, seconds=time.perf_counter() - t0,
+                            per_step={l: {k: [None if not np.isfinite(x) else round(float(x), 5) for x in d['metrics'][k]]
+                                          for k in METRICS} for l, d in res.items()})
+    ok = all(rep['verdict']['ok'] for rep in report.values())
+    secs = time.perf_counter() - t_all
+    (res_dir / 'results.json').write_text(json.dumps(dict(recipe=asdict(r), sources=report, ok=ok, seconds=secs,
+                                                          threads=torch.get_num_threads()), indent=1, default=str))
+    (res_dir / 'table.md').write_text('\n\n'.join(tables) + '\n')
+    log(f"\nthe bar {'HOLDS' if ok else 'does NOT hold'} on {'every source' if ok else 'every source: see above'} "
+        f"({secs / 60:.1f} min); results in {res_dir}")
+    return 0 if ok else 1
+
+if __name__ == '__main__': sys.exit(main())

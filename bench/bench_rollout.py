@@ -1,0 +1,132 @@
+"""Rollout speed and memory: the naive PNG loop vs bare forwards vs `rollout` writing an mp4.
+
+    python bench/bench_rollout.py            # small preset, 256 px, 100 steps, 3 repeats; RSS 1,000 vs 4,000 steps
+    python bench/bench_rollout.py --quick    # 64 px tiny net, 20 steps, 1 repeat; RSS 200 vs 800 steps
+
+(a) the loop this replaces: each step saves the frame as PNG and loads it back as the next input; the
+    model runs in fp32 with autograd on (no inference mode).
+(b) the generator's bare forward passes alone (output fed back), no I/O, in the precision of (c).
+(c) `render_video`: `rollout` streaming to an mp4, encoder in a background thread.
+Prints frames/s (median over repeats, interleaved so load changes hit all three alike) and the ratios
+(c)/(a) and (c)/(b); then peak RSS of two subprocess rollouts of different lengths (it must not grow).
+The machine is shared: read medians, and compare only numbers from one run.
+"""
+import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np, torch
+from PIL import Image
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
+
+def build(preset, seed=0):
+    from nfp_nb.models import build_generator, get_preset
+    torch.manual_seed(seed)
+    return build_generator(get_preset(preset).generator).eval()
+
+def start_frame(size, seed=0):
+    from nfp_nb.sample import sample_video
+    return sample_video(n_frames=1, size=size, seed=seed)[0]
+
+def naive_loop(G, frame, steps, folder):
+    "(a) PNG round trip every step, fp32, autograd on."
+    from nfp_nb.core import to_float, to_uint8
+    p = Path(folder) / 'frame.png'
+    Image.fromarray(frame).save(p)
+    t = time.perf_counter()
+    for i in range(steps):
+        x = to_float(np.array(Image.open(p).convert('RGB')))[None]
+        y = G(x)                                        # autograd graph built, as in a training-style script
+        Image.fromarray(to_uint8(y)[0].numpy()).save(Path(folder) / f'{i:05d}.png')
+        p = Path(folder) / f'{i:05d}.png'
+    return steps / (time.perf_counter() - t)
+
+def bare(G, frame, steps, dtype, channels_last=False):
+    "(b) forwards alone, output fed back, inference mode, precision of (c)."
+    from nfp_nb.core import to_float
+    x = to_float(frame)[None]
+    if channels_last: G = G.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast('cpu', dtype=dtype, enabled=dtype != torch.float32):
+        G(x)                                            # warm-up (oneDNN primitives)
+        t = time.perf_counter()
+        for _ in range(steps):
+            x = G(x).float()
+            if channels_last: x = x.contiguous(memory_format=torch.channels_last)
+    if channels_last: G.to(memory_format=torch.contiguous_format)
+    return steps / (time.perf_counter() - t)
+
+def ours(G, frame, steps, folder, **kw):
+    "(c) `render_video`: rollout → mp4."
+    from nfp_nb.rollout import render_video
+    render_video(Path(folder) / 'warm.mp4', frame, G, steps=2, **kw)
+    t = time.perf_counter()
+    render_video(Path(folder) / 'out.mp4', frame, G, steps=steps, chunk=16, **kw)
+    return steps / (time.perf_counter() - t)
+
+RSS_CHILD = r'''
+import sys, resource, tempfile, torch
+sys.path.insert(0, {root!r})
+torch.set_num_threads({threads})
+from nfp_nb.models import build_generator, get_preset
+from nfp_nb.rollout import render_video
+torch.manual_seed(0)
+G = build_generator(get_preset({preset!r}).generator).eval()
+d = tempfile.mkdtemp()
+res = render_video(d + '/long.mp4', 'noise', G, steps={steps}, size={size}, chunk=16)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, res['fps'])
+'''
+
+def rss_run(steps, size, preset, threads):
+    code = RSS_CHILD.format(root=str(Path(__file__).resolve().parents[1]), steps=steps, size=size, preset=preset, threads=threads)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    if r.returncode: raise SystemExit(r.stderr)
+    mb, fps = map(float, r.stdout.split()[-2:])
+    return mb, fps
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--quick', action='store_true', help='tiny net at 64 px, 20 steps, 1 repeat, RSS 200 vs 800 steps')
+    p.add_argument('--preset', default=None); p.add_argument('--size', type=int, default=None)
+    p.add_argument('--steps', type=int, default=None); p.add_argument('--repeats', type=int, default=None)
+    p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
+    p.add_argument('--rss-steps', type=int, nargs=2, default=None, metavar=('SHORT', 'LONG'))
+    p.add_argument('--rss-size', type=int, default=128, help='frame size of the RSS runs (tiny net)')
+    p.add_argument('--channels-last', action='store_true', help='also time (b) with channels_last')
+    p.add_argument('--compile', action='store_true', help='also time (c) with torch.compile (slow first compile)')
+    p.add_argument('--no-rss', action='store_true')
+    a = p.parse_args()
+    preset = a.preset or ('tiny' if a.quick else 'small'); size = a.size or (64 if a.quick else 256)
+    steps = a.steps or (20 if a.quick else 100); reps = a.repeats or (1 if a.quick else 3)
+    rss_steps = a.rss_steps or ([200, 800] if a.quick else [1000, 4000])
+    if a.threads: torch.set_num_threads(a.threads)
+    threads = torch.get_num_threads()
+    from nfp_nb.core import bf16_supported
+    from nfp_nb.rollout import _resolve_dtype
+    dtype = _resolve_dtype('auto', 'cpu')
+    G, frame = build(preset), start_frame(size)
+    print(f"# {preset} generator, {size} px, {steps} steps, {reps} repeats, {threads} torch threads, "
+          f"bf16 native: {bf16_supported('cpu')} → rollout dtype {str(dtype).split('.')[-1]}, load avg {os.getloadavg()[0]:.1f}")
+    res = {'a': [], 'b': [], 'c': [], 'b_cl': [], 'c_compile': []}
+    with tempfile.TemporaryDirectory() as d:
+        for r in range(reps):
+            res['a'].append(naive_loop(G, frame, steps, d))
+            res['b'].append(bare(G, frame, steps, dtype))
+            res['c'].append(ours(G, frame, steps, d))
+            if a.channels_last: res['b_cl'].append(bare(G, frame, steps, dtype, channels_last=True))
+            print(f"  repeat {r}: " + ', '.join(f"{k} {v[-1]:.2f}" for k, v in res.items() if v) + ' frames/s', flush=True)
+        if a.compile:
+            t = time.perf_counter(); res['c_compile'].append(ours(G, frame, steps, d, compile=True))
+            print(f"  compiled (c) incl. warm-up {time.perf_counter() - t:.1f}s")
+    med = {k: statistics.median(v) for k, v in res.items() if v}
+    print(f"(a) naive PNG loop, fp32, autograd : {med['a']:6.2f} frames/s")
+    print(f"(b) bare forwards ({str(dtype).split('.')[-1]})           : {med['b']:6.2f} frames/s")
+    if 'b_cl' in med: print(f"(b') bare forwards, channels_last    : {med['b_cl']:6.2f} frames/s  ({med['b_cl'] / med['b']:.2f}× of (b))")
+    print(f"(c) rollout → mp4                  : {med['c']:6.2f} frames/s")
+    if 'c_compile' in med: print(f"(c') rollout → mp4, torch.compile   : {med['c_compile']:6.2f} frames/s")
+    print(f"(c)/(a) = {med['c'] / med['a']:.2f}   (target ≥ 1.7 with bf16; fp32-only CPUs: the PNG round trip and autograd are all there is to save)")
+    print(f"(c)/(b) = {med['c'] / med['b']:.2f}   (target ≥ 0.9: encoding overlaps compute)")
+    if not a.no_rss:
+        (m1, f1), (m2, f2) = rss_run(rss_steps[0], a.rss_size, 'tiny', threads), rss_run(rss_steps[1], a.rss_size, 'tiny', threads)
+        print(f"peak RSS, tiny net at {a.rss_size} px: {rss_steps[0]} steps {m1:.0f} MB, {rss_steps[1]} steps {m2:.0f} MB "
+              f"(growth {m2 - m1:+.0f} MB; {f1:.0f} / {f2:.0f} frames/s)")
+    print(json.dumps({k: round(v, 3) for k, v in med.items()}))
+
+if __name__ == '__main__': main()

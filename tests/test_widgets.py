@@ -1,0 +1,169 @@
+"Widget panels driven from Python (no browser): preview updates, the incremental cache, cancellation, errors, export."
+import datetime, io, json, os, time
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from nfp_nb.checkpoint import save_checkpoint
+from nfp_nb.data import FrameStore
+from nfp_nb.models import build_generator, get_preset
+from nfp_nb.video import probe_video
+from nfp_nb.widgets import RolloutPanel, RolloutTrack, FramesViewer, TrainingMonitor, LivePlot, encode_image, preview_hw
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)   # 2 shared cores: avoid OpenMP spin-waits
+    yield
+    torch.set_num_threads(n)
+
+def _save(run, net, epoch, seed, mtime):
+    torch.manual_seed(seed)
+    stem = save_checkpoint(run/net/f'ep{epoch:04d}', build_generator(get_preset('tiny').generator), meta={'epoch': epoch})
+    os.utime(run/net/f'ep{epoch:04d}.json', (mtime, mtime))
+    return stem
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    "A run with 12 prepared 32 px frames, two untrained tiny A checkpoints and one B."
+    run = tmp_path_factory.mktemp('runs')/'tiny'
+    FrameStore.prepare(None, run=run, size=32, max_frames=12, progress=False)
+    _save(run, 'A', 1, 1, 1e9); _save(run, 'A', 2, 2, 1e9 + 1); _save(run, 'B', 1, 3, 1e9 + 2)
+    return run
+
+@pytest.fixture
+def panel(tiny_run):
+    p = RolloutPanel(tiny_run, preview_size=32, steps=4)
+    assert p.wait(60)
+    yield p
+    p.close()
+
+def _count_calls(panel):
+    "Count forward calls of every network the panel has loaded so far."
+    calls = [0]
+    for net in panel._nets.values(): net.register_forward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+def test_defaults_newest_first(panel, tiny_run):
+    labels = [o[0] for o in panel.a.options]
+    assert labels[0] == 'tiny/B/ep0001' and labels.index('tiny/A/ep0002') < labels.index('tiny/A/ep0001')
+    assert panel.a.value == str(tiny_run/'A'/'ep0002') and panel.b.value == str(tiny_run/'B'/'ep0001')
+    assert panel.b.options[0] == ('none', '') and panel.a2.value == '' and panel.blend.disabled
+    assert panel.settings()['schedule'] == 'AAAB'
+    assert 'nfp-steps' in panel.steps._dom_classes and 'nfp-preview' in panel.preview._dom_classes
+
+def test_steps_forward_computes_only_new_steps_and_back_is_a_cache_hit(panel):
+    calls = _count_calls(panel)
+    b4 = panel.preview.value
+    assert b4[:2] == b'\xff\xd8' and panel.shown[1] == 4
+    panel.steps.value = 7; assert panel.wait(60)
+    assert calls[0] == 3 and panel.preview.value != b4 and panel.shown[1] == 7
+    assert 'frame 7 / 7' in panel.status.value
+    panel.steps.value = 4                        # back: instant, no network call
+    assert calls[0] == 3 and panel.preview.value == b4 and not panel.track.busy
+    panel.frame.value = 1                        # scrubbing: no network call either
+    assert calls[0] == 3 and panel.shown[1] == 1
+    panel.steps.value = 7; assert panel.wait(60)
+    assert calls[0] == 3                         # forward again over kept frames: still nothing
+    # the frames equal one uninterrupted rollout of the same settings
+    from nfp_nb.rollout import rollout
+    s = panel.settings()
+    ref = rollout(s['start'], panel._nets_for(s), s['schedule'], 7, store=panel.store, size=s['size']).frames
+    np.testing.assert_array_equal(np.stack(panel.track.frames[:8]), ref)
+
+def test_checkpoint_change_is_a_new_track_and_returning_is_cached(panel, tiny_run):
+    first = panel.track
+    b = panel.preview.value
+    panel.a.value = str(tiny_run/'A'/'ep0001'); assert panel.wait(60)
+    assert panel.track is not first and len(panel.tracks) == 2 and panel.preview.value != b
+    n = panel.steps_computed
+    panel.a.value = str(tiny_run/'A'/'ep0002')
+    assert panel.track is first and panel.steps_computed == n and panel.preview.value == b
+
+def test_newer_request_cancels_stale_work(panel, tiny_run):
+    panel.steps.max = 100_000
+    panel.steps.value = 100_000                  # far more than can finish during this test
+    time.sleep(0.3)
+    stale = panel.track
+    assert stale.busy
+    panel.a.value = str(tiny_run/'A'/'ep0001')   # newer request: the stale track stops after its current step
+    assert panel.track is not stale
+    t0 = time.monotonic()
+    while stale.busy and time.monotonic() - t0 < 10: time.sleep(0.02)
+    assert not stale.busy
+    done = stale.computed; time.sleep(0.3)
+    assert stale.computed == done < 100_000      # no stale work left running
+    panel.steps.value = 3; assert panel.wait(60)
+    panel.a.value = str(tiny_run/'A'/'ep0002')   # the paused track is kept: its frames show at once
+    assert panel.track is stale and panel.shown[1] == 3 and not stale.busy
+
+def test_blend_upload_noise_and_seed(panel, tiny_run):
+    panel.a2.value = str(tiny_run/'A'/'ep0001'); panel.blend.value = 0.3; assert panel.wait(60)
+    assert not panel.blend.disabled and panel.settings()['blend'] == 0.3 and panel.error.value == ''
+    b = panel.preview.value
+    png = io.BytesIO(); Image.fromarray(np.full((40, 64, 3), 200, np.uint8)).save(png, format='PNG')
+    panel.upload.value = [dict(name='start.png', type='image/png', size=len(png.getvalue()),
+                               content=memoryview(png.getvalue()),
+                               last_modified=datetime.datetime.now(datetime.timezone.utc))]
+    assert panel.start_mode.value == 'image' and panel.wait(60)
+    assert panel.track.frames[0].shape == (32, 48, 3) and panel.preview.value != b
+    panel.start_mode.value = 'noise'; assert panel.wait(60)
+    n1 = panel.track.frames[0]
+    panel.seed.value = 1; assert panel.wait(60)
+    assert not np.array_equal(n1, panel.track.frames[0]) and panel.error.value == ''
+
+def test_errors_show_in_red_and_the_panel_recovers(panel, tiny_run):
+    panel.schedule.value = 'AAZ'
+    assert 'AAZ' in panel.error.value and '#c62828' in panel.error.value
+    panel.schedule.value = 'AB'; assert panel.wait(60) and panel.error.value == ''
+    # a corrupt checkpoint: the weights file truncated after listing
+    bad = _save(tiny_run, 'A', 9, 9, 1e9 + 3)
+    panel.refresh()
+    w = next((tiny_run/'A').glob('ep0009*.safetensors'))
+    w.write_bytes(w.read_bytes()[:100])
+    panel.a.value = str(bad); panel.wait(60)
+    assert 'ep0009' in panel.error.value and 'color:#c62828' in panel.error.value
+    panel.a.value = str(tiny_run/'A'/'ep0002'); assert panel.wait(60) and panel.error.value == ''
+    for f in (tiny_run/'A').glob('ep0009*'): f.unlink()
+
+def test_export_writes_a_valid_mp4(panel, tmp_path):
+    panel.steps.value = 6; assert panel.wait(60)
+    out = panel.export(tmp_path/'a.mp4', crop=True, factor=2)
+    info = probe_video(out)
+    assert (info.n_frames, info.height, info.width) == (7, 36, 64)
+    assert 'a.mp4' in panel.ex_link.value and panel.ex_progress.value == 6 and panel.error.value == ''
+    out = panel.export(tmp_path/'loop.mp4', size=48, loop=True, crop=False, factor=1, wait=True)
+    assert probe_video(out).height == 48
+    (tmp_path/'file').write_text('')
+    with pytest.raises(OSError): panel.export(tmp_path/'file'/'x.mp4')      # a plain call raises ...
+    panel._safe(panel.export, tmp_path/'file'/'y.mp4', wait=False)          # ... the button shows it in red
+    assert 'file' in panel.error.value and '#c62828' in panel.error.value
+
+def test_no_checkpoints_is_a_message(tmp_path):
+    (tmp_path/'empty').mkdir()
+    p = RolloutPanel(tmp_path/'empty', preview_size=32)
+    assert 'no checkpoints found' in p.error.value
+    p.close()
+
+def test_frames_viewer_scrubs(tiny_run):
+    v = FramesViewer(tiny_run)
+    b = v.image.value
+    v.frame.value = 11
+    assert v.image.value != b and 'frame 11 / 11' in v.info.value
+
+def test_training_monitor_follows_a_run(tmp_path):
+    run = tmp_path/'r'
+    G = build_generator(get_preset('tiny').generator)
+    mon = TrainingMonitor(run=run, net='A', plot_interactive=False, every=0.05)
+    assert not mon.update()
+    for step in (10, 20):
+        save_checkpoint(run/'A'/f'step{step:06d}', G, meta={'losses': dict(step=step, epoch=step / 10, G=1.0 / step, D=0.5, FM=2.0)})
+    (run/'A'/'samples').mkdir()
+    Image.new('RGB', (20, 10), 'red').save(run/'A'/'samples'/'ep0002.png')
+    mon.start(); time.sleep(0.4); mon.stop()
+    assert [r['step'] for r in mon.history()] == [10, 20]
+    assert 'step 20' in mon.status.value and mon.image.value[:4] == b'\x89PNG' and mon.plot.renders >= 1
+
+def test_helpers():
+    assert preview_hw(1080, 1920, 256) == (256, 448)
+    assert Image.open(io.BytesIO(encode_image(np.zeros((8, 8, 3), np.uint8), 'png'))).size == (8, 8)
+    p = LivePlot(interactive=False); p.ax.plot([1, 2]); p.draw()
+    assert p.widget.value[:4] == b'\x89PNG'
