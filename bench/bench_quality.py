@@ -2,7 +2,7 @@
 
     python bench/bench_quality.py                  # the full experiment: 3 sources at 128 px (~25 min on 2 CPU cores)
     python bench/bench_quality.py --quick          # smoke test: 64 px, a few steps (about a minute)
-    python bench/bench_quality.py --out DIR        # where videos, runs, tables, plots and sheets go (default bench_out/quality)
+    python bench/bench_quality.py --out DIR        # where videos, runs, tables, plots and sheets go (default runs/bench_quality)
 
 For each source (the built-in sample video, `lava`: sharp-edged blobs orbiting and turning, and `stone`: a
 fractal stone texture carried by a slow flow field; both made by this script) it prepares the frames,
@@ -270,14 +270,14 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
         done.write_text(json.dumps({'seconds': time.perf_counter() - t0, 'prerender': prerender}))
         log(f"  trained B: {r.steps_b} steps (n {r.n}, m {r.m}, {'prerendered' if prerender else 'online'}) "
             f"in {time.perf_counter() - t0:.0f} s")
-    return load_generator(run / 'B' / 'latest', device=device)
+    return load_generator(run / 'B' / 'latest', device=device), run
 
 def settings_of(r:Recipe) -> list:
     "(label, schedule) of every rollout setting: A alone, A+B with the default schedule, then the others."
     out = [('A alone', 'A'), (f'A+B {r.schedule} (default)', r.schedule)]
     return out + [(f'A+B {s}', s) for s in r.others if s != r.schedule]
 
-def run_rollouts(store, A_alone, A, B, r:Recipe, device, out_dir:Path, log) -> dict:
+def run_rollouts(store, A_alone, A, B, a_run:Path, b_run:Path, r:Recipe, device, out_dir:Path, log) -> dict:
     "Roll every setting out from the same start frames; per setting: metrics (mean over starts), frames of start 0."
     from nfp_nb.rollout import rollout
     from nfp_nb.metrics import SourceStats, drift_metrics
@@ -289,19 +289,30 @@ def run_rollouts(store, A_alone, A, B, r:Recipe, device, out_dir:Path, log) -> d
     for label, sched in settings_of(r):
         nets = {'A': A_alone} if sched == 'A' else {'A': A, 'B': B}
         kw = {} if sched == 'A' else dict(blend={'B': r.blend}, noise={'B': r.noise})
+        # cached by everything that shapes it: the networks (their run folder), schedule, blend, noise, length, starts
+        cache = (a_run if sched == 'A' else b_run) / 'rollouts' / f"{_key(dict(s=sched, kw=kw, steps=r.rollout_steps, starts=starts, seed=r.seed))}.npz"
         t0 = time.perf_counter()
-        ro = rollout(starts, nets, sched, r.rollout_steps, store=store, seed=r.seed, device=device, **kw)
-        fr = np.asarray(ro.frames)                                     # (starts, steps+1, H, W, 3)
-        ms = [drift_metrics(f, stats) for f in fr]
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', RuntimeWarning)             # motion is undefined at step 0 (nan)
-            mean = {k: np.nanmean(np.stack([m[k] for m in ms]), 0) for k in ('texture', 'sharpness', 'colour', 'motion', 'nearest')}
-        res[label] = dict(schedule=sched, metrics=mean, frames0=fr[0], seconds=time.perf_counter() - t0,
-                          events=len(ro.events))
+        if cache.exists():
+            z = np.load(cache)
+            mean, fr0, secs, events = {k: z[k] for k in KEYS}, z['frames0'], float(z['seconds']), int(z['events'])
+        else:
+            ro = rollout(starts, nets, sched, r.rollout_steps, store=store, seed=r.seed, device=device, **kw)
+            fr = np.asarray(ro.frames)                                     # (starts, steps+1, H, W, 3)
+            ms = [drift_metrics(f, stats) for f in fr]
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', RuntimeWarning)             # motion is undefined at step 0 (nan)
+                mean = {k: np.nanmean(np.stack([m[k] for m in ms]), 0) for k in KEYS}
+            fr0, secs, events = fr[0], time.perf_counter() - t0, len(ro.events)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, frames0=fr0, seconds=secs, events=events, **mean)
+        res[label] = dict(schedule=sched, metrics=mean, frames0=fr0, seconds=secs, events=events)
         slug = ''.join(c if c.isalnum() else '_' for c in label).strip('_')
-        write_video(out_dir / f"rollout_{slug}.mp4", fr[0], fps=30)
-        log(f"  rollout {label:<24} {r.rollout_steps} steps x {len(starts)} starts in {time.perf_counter() - t0:.0f} s")
+        write_video(out_dir / f"{store.run.name.split('-')[0]}_{slug}.mp4", fr0, fps=30)
+        log(f"  rollout {label:<24} {r.rollout_steps} steps x {len(starts)} starts: {secs:.0f} s"
+            + (' (cached)' if time.perf_counter() - t0 < secs / 2 else ''))
     return res
+
+KEYS = ('texture', 'sharpness', 'colour', 'motion', 'nearest')
 
 # ---------------------------------------------------------------------------------------------------------
 # Numbers, table, verdict, pictures
@@ -366,7 +377,7 @@ def sheet(name:str, store, res:dict, path:Path, r:Recipe, tile:int=96):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--quick', action='store_true', help='smoke test: 64 px, 40 frames, budget 24 steps, 60-step rollouts')
-    p.add_argument('--out', type=Path, default=Path('bench_out/quality'), help='output folder (default bench_out/quality)')
+    p.add_argument('--out', type=Path, default=Path('runs/bench_quality'), help='output folder (default runs/bench_quality)')
     p.add_argument('--sources', default=','.join(SOURCES), help=f"comma-separated, from {', '.join(SOURCES)}")
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
@@ -378,7 +389,7 @@ def parse_args(argv=None):
     g.add_argument('--lambda-feat', type=float); g.add_argument('--lambda-l1', type=float)
     g.add_argument('--b-lambda-feat', type=float); g.add_argument('--b-lambda-l1', type=float)
     g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
-    g.add_argument('--schedule'); g.add_argument('--others', help='the two other schedules, comma-separated')
+    g.add_argument('--schedule'); g.add_argument('--others', help="the other schedules, comma-separated ('none': only the default)")
     g.add_argument('--blend', type=float); g.add_argument('--noise', type=float)
     g.add_argument('--seed', type=int); g.add_argument('--starts', type=int)
     return p.parse_args(argv)
@@ -392,7 +403,7 @@ def recipe_from_args(a) -> Recipe:
         if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)
     for k in ('residual', 'b_residual'):
         if getattr(a, k) is not None: setattr(r, k, bool(getattr(a, k)))
-    if a.others: r.others = tuple(s.strip() for s in a.others.split(','))
+    if a.others is not None: r.others = tuple(s.strip() for s in a.others.split(',') if s.strip() and s.strip() != 'none')
     if r.rollout_steps != 300 and not a.quick:
         r.report_steps = tuple(s for s in (50, 150, 300) if s < r.rollout_steps) + (r.rollout_steps,)
     return r.resolved()
@@ -419,8 +430,8 @@ def main(argv=None) -> int:
         log(f"[{name}]")
         store = prepare_source(name, out, r)
         A_alone, A, a_run = train_a(store, r, a.device, log)
-        B = train_b(store, a_run, A, r, a.device, log)
-        res = run_rollouts(store, A_alone, A, B, r, a.device, res_dir, log)
+        B, b_run = train_b(store, a_run, A, r, a.device, log)
+        res = run_rollouts(store, A_alone, A, B, a_run, b_run, r, a.device, res_dir, log)
         summ = summarize(res, r)
         v = verdict(summ, r)
         drift_plot(name, res, res_dir / f"quality_{name}_drift.png", r)

@@ -92,6 +92,7 @@ def main():
     p.add_argument('--channels-last', action='store_true', help='also time (b) with channels_last')
     p.add_argument('--compile', action='store_true', help='also time (c) with torch.compile (slow first compile)')
     p.add_argument('--no-rss', action='store_true')
+    p.add_argument('--rss-only', action='store_true', help='only the memory check')
     a = p.parse_args()
     preset = a.preset or ('tiny' if a.quick else 'small'); size = a.size or (64 if a.quick else 256)
     steps = a.steps or (20 if a.quick else 100); reps = a.repeats or (1 if a.quick else 3)
@@ -101,6 +102,7 @@ def main():
     from nfp_nb.core import bf16_supported
     from nfp_nb.rollout import _resolve_dtype
     dtype = _resolve_dtype('auto', 'cpu')
+    if a.rss_only: return rss_report(rss_steps, a.rss_size, torch.get_num_threads())
     G, frame = build(preset), start_frame(size)
     print(f"# {preset} generator, {size} px, {steps} steps, {reps} repeats, {threads} torch threads, "
           f"bf16 native: {bf16_supported('cpu')} → rollout dtype {str(dtype).split('.')[-1]}, load avg {os.getloadavg()[0]:.1f}")
@@ -123,10 +125,13 @@ def main():
     if 'c_compile' in med: print(f"(c') rollout → mp4, torch.compile   : {med['c_compile']:6.2f} frames/s")
     print(f"(c)/(a) = {med['c'] / med['a']:.2f}   (target ≥ 1.7 with bf16; fp32-only CPUs: the PNG round trip and autograd are all there is to save)")
     print(f"(c)/(b) = {med['c'] / med['b']:.2f}   (target ≥ 0.9: encoding overlaps compute)")
-    if not a.no_rss:
-        (m1, f1), (m2, f2) = rss_run(rss_steps[0], a.rss_size, 'tiny', threads), rss_run(rss_steps[1], a.rss_size, 'tiny', threads)
-        print(f"peak RSS, tiny net at {a.rss_size} px: {rss_steps[0]} steps {m1:.0f} MB, {rss_steps[1]} steps {m2:.0f} MB "
-              f"(growth {m2 - m1:+.0f} MB; {f1:.0f} / {f2:.0f} frames/s)")
     print(json.dumps({k: round(v, 3) for k, v in med.items()}))
+    if not a.no_rss: rss_report(rss_steps, a.rss_size, threads)
+
+def rss_report(rss_steps, size, threads):
+    "Peak RSS of a short and a long streamed rollout, each in its own process."
+    (m1, f1), (m2, f2) = rss_run(rss_steps[0], size, 'tiny', threads), rss_run(rss_steps[1], size, 'tiny', threads)
+    print(f"peak RSS, tiny net at {size} px → mp4: {rss_steps[0]} steps {m1:.0f} MB, {rss_steps[1]} steps {m2:.0f} MB "
+          f"(growth {m2 - m1:+.0f} MB; {f1:.0f} / {f2:.0f} frames/s)")
 
 if __name__ == '__main__': main()

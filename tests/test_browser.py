@@ -159,12 +159,13 @@ def test_frames_viewer_and_monitor_render(notebook):
     pg.focus('.nfp-frames-viewer .nfp-frame .noUi-handle')
     for _ in range(5): pg.keyboard.press('ArrowRight')
     _wait_src_change(pg, '.nfp-frames-viewer .nfp-preview', src)
-    assert 'frame 5 / 47' in pg.inner_text('.nfp-frames-viewer .nfp-info')
+    pg.wait_for_selector('.nfp-frames-viewer .nfp-info:has-text("frame 5 / 47")', timeout=10_000)
     _shot(pg, '.nfp-frames-viewer', 'widgets_frames.png')
     m = pg.locator('.nfp-monitor').first
     m.scroll_into_view_if_needed()
     pg.wait_for_selector('.nfp-monitor .nfp-samples[src^="blob:"]', timeout=30_000)
     pg.wait_for_selector('.nfp-monitor .nfp-losses canvas', timeout=30_000)
-    assert 'step 24' in pg.inner_text('.nfp-monitor .nfp-monitor-status')
+    status = pg.inner_text('.nfp-monitor .nfp-monitor-status')
+    assert status.startswith('step 2') and ' G ' in status and ' FM ' in status, status
     pg.wait_for_timeout(300)
     _shot(pg, '.nfp-monitor', 'widgets_monitor.png')

@@ -112,9 +112,9 @@ def test_collapse_detection_and_reactions(src):
     cc = CollapseConfig(freeze_steps=4, cycle_steps=5)
     fr = rollout(0, nn.Identity(), steps=9, store=src, collapse=cc)
     assert [(e.kind, e.step, e.action) for e in fr.events] == [('frozen', 4, None), ('frozen', 8, None)]
+    assert rollout(0, nn.Identity(), steps=9, store=src, collapse=False).events == []          # detection off
     cy = rollout(0, Shift(), steps=12, store=src, collapse=cc)
     assert cy.events and cy.events[0].kind == 'cycle' and cy.events[0].period == 4
-    assert not rollout(0, tiny(3), steps=6, store=src, collapse=cc, noise=0.3).events or True
     kick = rollout(0, nn.Identity(), steps=6, store=src, collapse=cc, on_collapse='noise')
     assert kick.events[0].action == 'noise' and np.abs(kick[5].astype(int) - kick[4]).mean() > 10
     sw = rollout(0, {'A': nn.Identity(), 'B': Shift()}, steps=7, store=src, collapse=cc, on_collapse='B')
@@ -188,18 +188,16 @@ def test_cli_subprocess(run, tmp_path):
     out = tmp_path / 'r.mp4'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get('PYTHONPATH', '')}
     r = subprocess.run([sys.executable, '-m', 'nfp_nb.rollout', '--run', str(run), '--steps', '8', '--crop', '16:9', '--upscale', '2',
-                        '--out', str(out), '--metrics', str(tmp_path / 'm.json')], capture_output=True, text=True, env=env, timeout=120)
+                        '--out', str(out), '--metrics', str(tmp_path / 'm.json')], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert read_video(out).shape == (9, 36, 64, 3)
     m = json.loads((tmp_path / 'm.json').read_text())
     assert m['schedule'] == 'AAAB' and len(m['per_step'][0]['texture']) == 9 and m['per_step'][0]['motion'][0] is None
-    r = subprocess.run([sys.executable, '-m', 'nfp_nb.rollout', '--run', str(run), '--steps', '3', '--schedule', 'AAC',
-                        '--out', str(out)], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'names C' in r.stderr and 'A, B' in r.stderr
 
 @pytest.mark.parametrize('extra,msg', [
     (['--steps', '0'], 'steps must be positive'),
     (['--steps', '3', '--schedule', 'AXB'], 'names X, not among the networks given: A, B'),
+    (['--steps', '3', '--schedule', 'AB', '--on-collapse', 'C'], '--on-collapse C'),
     (['--steps', '3', '--schedule', 'AB', '--B', '{run}/nope'], 'not a checkpoint'),
     (['--steps', '3', '--out', '{tmp}/missing/x.mp4'], 'does not exist'),
     (['--steps', '3', '--crop', '16:0'], 'width:height'),

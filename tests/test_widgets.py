@@ -137,6 +137,14 @@ def test_export_writes_a_valid_mp4(panel, tmp_path):
     panel._safe(panel.export, tmp_path/'file'/'y.mp4', wait=False)          # ... the button shows it in red
     assert 'file' in panel.error.value and '#c62828' in panel.error.value
 
+def test_drift_plot_falls_back_to_png_and_follows_the_frame(panel):
+    assert panel.wait(60, plot=True)
+    assert not panel.plot.interactive and bytes(panel.plot.widget.value[:4]) == b'\x89PNG'
+    n, png = panel.plot.renders, panel.plot.widget.value
+    assert len(panel._lines['texture'].get_xdata()) == 5            # frames 0..4 measured
+    panel.frame.value = 1; assert panel.wait(60, plot=True)
+    assert panel.plot.renders > n and panel.plot.widget.value != png and list(panel._marker.get_xdata()) == [1, 1]
+
 def test_no_checkpoints_is_a_message(tmp_path):
     (tmp_path/'empty').mkdir()
     p = RolloutPanel(tmp_path/'empty', preview_size=32)
