@@ -353,8 +353,11 @@ def drift_plot(name:str, res:dict, path:Path, r:Recipe):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from nfp_nb.metrics import plot_drift
-    fig = plot_drift({label: d['metrics'] for label, d in res.items()}, keys=list(METRICS), ncols=3,
-                     figsize=(10, 2.6), smooth=8, title=f"{name}: drift over a {r.rollout_steps}-step rollout (mean of {r.starts} starts)")
+    # each curve is what the table reads at every step: the mean of the `window` steps ending there
+    curves = {label: {k: np.array([np.nan] + [value_at(d['metrics'][k], s, r.window) for s in range(1, len(d['metrics'][k]))])
+                      for k in METRICS} for label, d in res.items()}
+    fig = plot_drift(curves, keys=list(METRICS), ncols=3, figsize=(10, 2.6),
+                     title=f"{name}: {r.window}-step means over a {r.rollout_steps}-step rollout ({r.starts} starts)")
     fig.savefig(path, dpi=72); plt.close(fig)
 
 def sheet(name:str, store, res:dict, path:Path, r:Recipe, tile:int=96):

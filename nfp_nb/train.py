@@ -638,4 +638,6 @@ def train_main(argv:list=None # arguments (default: sys.argv[1:])
 
 # %% ../nbs/07_train.ipynb #a54c548a
 #| eval: false
-if __name__ == '__main__' and '__file__' in globals(): train_main()   # `python -m nfp_nb.train`, not a notebook
+if __name__ == '__main__' and '__file__' in globals():   # `python -m nfp_nb.train` (or torchrun -m), not a notebook
+    from nfp_nb.train import train_main as _main          # the imported module, where other modules register builders
+    _main()

@@ -92,6 +92,8 @@ _KERNEL_IDLE = """() => { const w = window.jupyterapp && window.jupyterapp.shell
   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
   return !!k && k.status === 'idle' && !document.querySelector('.jp-Dialog'); }"""
 
+DONE = '.nfp-panel .nfp-status:has-text("frame {0} / {0}"):not(:has-text("computing"))'   # the rollout is complete
+
 def _src(pg, sel): return pg.get_attribute(f'{sel}', 'src')
 
 def _wait_src_change(pg, sel, old, timeout=30_000):
@@ -106,6 +108,16 @@ def page_screenshot(request, page):
     try: page.screenshot(path=str(ARTIFACTS/f'page-{request.node.name}.png'), full_page=True)
     except Exception: pass
 
+_DRAWN = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i+1] < 200 || d[i+2] < 200) n++; return n; }"""
+def _drawn(pg, sel, timeout=10):
+    "Number of non-white pixels of the canvas `sel`, waiting up to `timeout` s for some to appear."
+    t0 = time.monotonic()
+    while True:
+        n = pg.eval_on_selector(sel, _DRAWN)
+        if n > 200 or time.monotonic() - t0 > timeout: return n
+        pg.wait_for_timeout(100)
+
 def _shot(pg, sel, name):
     ARTIFACTS.mkdir(exist_ok=True)
     pg.locator(sel).first.screenshot(path=str(ARTIFACTS/name))
@@ -118,7 +130,7 @@ def notebook(page, lab):
     page.wait_for_function(_KERNEL_IDLE, timeout=60_000)
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     page.wait_for_selector('.nfp-panel .nfp-preview[src^="blob:"]', timeout=60_000)
-    page.wait_for_selector('.nfp-panel .nfp-status:has-text("frame 12 / 12")', timeout=60_000)
+    page.wait_for_selector(DONE.format(12), timeout=60_000)
     return page
 
 def test_steps_slider_checkpoint_dropdown_and_plot(notebook):
@@ -129,25 +141,24 @@ def test_steps_slider_checkpoint_dropdown_and_plot(notebook):
     pg.focus('.nfp-panel .nfp-steps .noUi-handle')
     for _ in range(3): pg.keyboard.press('ArrowRight')
     _wait_src_change(pg, '.nfp-panel .nfp-preview', src)
-    pg.wait_for_selector('.nfp-panel .nfp-status:has-text("frame 15 / 15")', timeout=30_000)
+    pg.wait_for_selector(DONE.format(15), timeout=30_000)
     assert pg.inner_text('.nfp-panel .nfp-steps .widget-readout').strip() == '15'
     # another checkpoint: a new rollout in the background, then a new preview
     sel = '.nfp-panel .nfp-ckpt-a select'
     labels = pg.eval_on_selector(sel, 'e => Array.from(e.options).map(o => o.text)')
     assert labels[0].startswith('run/B/') or labels[0].startswith('run/A/'), labels
-    other = next(l for l in labels if l.startswith('run/A/') and l != pg.eval_on_selector(sel, 'e => e.options[e.selectedIndex].text'))
+    current = pg.eval_on_selector(sel, 'e => e.options[e.selectedIndex].text')
+    other = [l for l in labels if l.startswith('run/A/') and l != current][-1]     # the oldest: a visibly different network
     src = _src(pg, '.nfp-panel .nfp-preview')
     pg.select_option(sel, label=other)
     _wait_src_change(pg, '.nfp-panel .nfp-preview', src)
-    pg.wait_for_selector('.nfp-panel .nfp-status:has-text("frame 15 / 15")', timeout=30_000)
+    pg.wait_for_selector(DONE.format(15), timeout=30_000)
     assert pg.inner_text('.nfp-panel .nfp-error').strip() == ''
     # the drift plot: an ipympl canvas with pixels on it
     box = pg.locator('.nfp-drift canvas').first.bounding_box()
     assert box and box['width'] > 100 and box['height'] > 50
-    drawn = pg.eval_on_selector('.nfp-drift canvas', """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i+1] < 200 || d[i+2] < 200) n++; return n; }""")
-    assert drawn > 200, drawn
     pg.wait_for_timeout(500)                                    # let the plot thread's last redraw arrive
+    assert _drawn(pg, '.nfp-drift canvas') > 200
     _shot(pg, '.nfp-panel', 'widgets_panel.png')
     _shot(pg, '.nfp-drift', 'widgets_drift.png')
 
@@ -165,6 +176,7 @@ def test_frames_viewer_and_monitor_render(notebook):
     m.scroll_into_view_if_needed()
     pg.wait_for_selector('.nfp-monitor .nfp-samples[src^="blob:"]', timeout=30_000)
     pg.wait_for_selector('.nfp-monitor .nfp-losses canvas', timeout=30_000)
+    assert _drawn(pg, '.nfp-monitor .nfp-losses canvas') > 200
     status = pg.inner_text('.nfp-monitor .nfp-monitor-status')
     assert status.startswith('step 2') and ' G ' in status and ' FM ' in status, status
     pg.wait_for_timeout(300)

@@ -135,9 +135,8 @@ DDP_DRIVER = textwrap.dedent('''
     open(os.path.join(os.environ['NFP_TEST_OUT'], f"rank{os.environ['RANK']}.txt"), 'w').write(f"{h.hexdigest()} {tr.step} {tr.world}")
 ''')
 
-@pytest.mark.skipif(shutil.which('torchrun') is None and not (Path(sys.executable).parent/'torchrun').exists(), reason='no torchrun')
 def test_torchrun_two_processes(tmp_path):
-    "torchrun --nproc_per_node=2 on CPU (gloo): both ranks end with identical weights; rank 0 wrote the checkpoint."
+    "torchrun (python -m torch.distributed.run) --nproc_per_node=2 on CPU (gloo): both ranks end with identical weights; rank 0 wrote the checkpoint."
     run = tmp_path/'run'; prep(run)
     (tmp_path/'ddp.py').write_text(DDP_DRIVER)
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(tmp_path/'ddp.py')]
