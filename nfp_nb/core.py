@@ -103,6 +103,8 @@ def atomic_path(path:Path # final file name
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
     tmp = Path(tmp)
+    umask = os.umask(0); os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)                   # mkstemp makes 0600; give the file ordinary permissions
     try:
         yield tmp
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())

@@ -286,6 +286,9 @@ class RolloutRun:
         with torch.inference_mode():
             x = to_float(self.start.to(self.device))        # (B,3,H,W) in [-1,1]
             buf[:, 0] = self.start; n = 1
+            if n == self.chunk:                              # chunk=1: the start frame is a chunk of its own
+                yield fmt(buf); n = 0
+                buf = torch.empty((B, self.chunk, H, W, 3), dtype=torch.uint8)
             for step in range(self.steps):
                 base = [sc(step) for sc in self.schedules] * (B if len(self.schedules) == 1 else 1)
                 names = [o[0] if o[1] > 0 else b for o, b in zip(override, base)]
