@@ -360,6 +360,14 @@ def drift_plot(name:str, res:dict, path:Path, r:Recipe):
                      title=f"{name}: {r.window}-step means over a {r.rollout_steps}-step rollout ({r.starts} starts)")
     fig.savefig(path, dpi=72); plt.close(fig)
 
+def compact_png(src:Path, dst:Path, width:int=None, colours:int=96):
+    "A small copy of a PNG for the docs: resized to `width` and quantized to `colours` colours."
+    from PIL import Image
+    im = Image.open(src).convert('RGB')
+    if width and im.width > width: im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    im.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(dst, optimize=True)
+
 def sheet(name:str, store, res:dict, path:Path, r:Recipe, tile:int=96):
     "Contact sheet: a row of real frames, then a row per setting at steps 0, 50, 150, 300 (start frame 0)."
     from nfp_nb.video import contact_sheet
@@ -384,6 +392,7 @@ def parse_args(argv=None):
     p.add_argument('--sources', default=','.join(SOURCES), help=f"comma-separated, from {', '.join(SOURCES)}")
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
+    p.add_argument('--images', type=Path, default=None, help='also write small copies of the plots and sheets here (the docs)')
     p.add_argument('--tag', default=None, help='name of this try (results go to OUT/TAG/; default: "default" or "quick")')
     g = p.add_argument_group('recipe (default: the package\'s)')
     g.add_argument('--size', type=int); g.add_argument('--frames', type=int); g.add_argument('--budget', type=int)
@@ -439,6 +448,9 @@ def main(argv=None) -> int:
         v = verdict(summ, r)
         drift_plot(name, res, res_dir / f"quality_{name}_drift.png", r)
         sheet(name, store, res, res_dir / f"quality_{name}_sheet.png", r)
+        if a.images is not None:
+            compact_png(res_dir / f"quality_{name}_drift.png", a.images / f"quality_{name}_drift.png", width=720, colours=48)
+            compact_png(res_dir / f"quality_{name}_sheet.png", a.images / f"quality_{name}_sheet.png", width=288, colours=64)
         table = markdown_table(name, summ, r)
         line = (f"{name}: texture A+B/A alone at step {v['step']} = {v['texture_ratio']:.2f} (bar <= 0.60: "
                 f"{'ok' if v['texture_ok'] else 'FAILS'}); A+B motion = {v['motion']:.2f}x source "

@@ -33,6 +33,7 @@ def readme_markdown(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
             c.outputs = [o for o in c.outputs if o.get('output_type') != 'stream' or o.get('name') != 'stderr']
         cells.append(c)
     nb.cells = cells
+    nb.metadata['language_info'] = {'name': 'python'}   # so code blocks are fenced as python
     body, _ = MarkdownExporter().from_notebook_node(nb)
     body = re.sub(r'\]\((?!https?:|/|#)([^)]+)\)', lambda m: f'](nbs/{m.group(1)})', body)
     body = re.sub(r'src="(?!https?:|/|data:)([^"]+)"', lambda m: f'src="nbs/{m.group(1)}"', body)
