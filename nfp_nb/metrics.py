@@ -180,6 +180,13 @@ def summarize_drift(metrics:dict,    # result of `drift_metrics`
     return out
 
 # %% ../nbs/09_metrics.ipynb #9fc67a20
+def _trailing_mean(v:np.ndarray, n:int) -> np.ndarray:
+    "Mean of the last `n` values at each step, ignoring NaNs (no zero padding: the ends keep their level)."
+    ok = np.isfinite(v); c = np.concatenate([[0.], np.cumsum(np.where(ok, v, 0.))]); k = np.concatenate([[0], np.cumsum(ok)])
+    i = np.arange(1, len(v) + 1); lo = np.maximum(0, i - n)
+    cnt = k[i] - k[lo]
+    return np.where(cnt > 0, (c[i] - c[lo]) / np.maximum(cnt, 1), np.nan)
+
 _REF = {'texture': 0., 'sharpness': 1., 'colour': 0., 'motion': 1., 'nearest': 0.}
 _TITLE = {'texture': 'texture distance ↓', 'sharpness': 'HF energy / source (1 = source)',
           'colour': 'colour distance ↓', 'motion': 'motion / source (1 = source)', 'nearest': 'distance to nearest source frame ↓'}
@@ -201,8 +208,7 @@ def plot_drift(results:dict,     # label → metrics dict from `drift_metrics`
     for ax, k in zip(axs.flat, keys):
         for label, m in results.items():
             v = np.asarray(m[k], dtype=float)
-            if smooth > 1 and len(v) > smooth:
-                v = np.convolve(np.nan_to_num(v), np.ones(smooth) / smooth, mode='same')
+            if smooth > 1 and len(v) > smooth: v = _trailing_mean(v, smooth)
             ax.plot(np.arange(len(v)), v, label=label, lw=1.2)
         ax.axhline(_REF[k], ls='--', c='grey', lw=0.8)
         ax.set_title(_TITLE.get(k, k), fontsize=9); ax.set_xlabel('step', fontsize=8)

@@ -601,6 +601,12 @@ def _load_store(args, preset, rank:int, world:int):
         if world > 1: dist.barrier()
     return FrameStore.load(run)
 
+def _predictor_preset(args, run:Path, net:str) -> str|None:
+    "For B without `--preset`: the preset of the predictor it is trained against (B matches A's size by default)."
+    if net != 'B': return None
+    try: return load_checkpoint(Path(args.predictor) if args.predictor else run / 'A' / 'latest').meta.get('preset')
+    except (CheckpointError, OSError): return None
+
 def _saved_run(run:Path, net:str) -> dict|None:
     "The meta of `run/net/latest`, or None if there is no checkpoint."
     try: return load_checkpoint(run / net / 'latest').meta
@@ -617,7 +623,7 @@ def train_main(argv:list=None # arguments (default: sys.argv[1:])
     try:
         saved = _saved_run(run, net) if args.resume else None
         if args.resume and saved is None: raise CheckpointError(f"--resume: no checkpoint in {run / net} to resume from")
-        preset = get_preset(args.preset or (saved or {}).get('preset') or 'small')
+        preset = get_preset(args.preset or (saved or {}).get('preset') or _predictor_preset(args, run, net) or 'small')
         cfg = train_config_from_args(args, preset, (saved or {}).get('train'))
         args.seed = cfg.seed                      # resolved, for the dataset builder
         seed_everything(cfg.seed)

@@ -238,7 +238,7 @@ def _pyav_iter(path, idx, chunk, n_total, why):
     want, out, got = set(idx), [], 0
     try:
         with av.open(str(path)) as c:
-            s = c.streams.video[0]; s.thread_type = 'AUTO'
+            s = c.streams.video[0]   # no frame threading: closing a frame-threaded decoder mid-stream can deadlock
             for j, fr in enumerate(c.decode(s)):
                 if j > idx[-1]: break
                 if j in want:

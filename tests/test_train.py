@@ -174,3 +174,17 @@ def test_steps_mode_and_schedule(tmp_path):
     lrs = [tr.lr_at(0, s) for s in range(7)]
     assert lrs[:4] == [2e-4] * 4 and lrs[4] > lrs[5] > lrs[6] > 0
     assert sorted(p.name for p in (tmp_path/'run'/'A'/'samples').iterdir()) == ['ep0001.png', 'step00000007.png']
+
+def test_documented_torchrun_line_parses(tmp_path):
+    "The launch line the docs give (`torchrun ... -m nfp_nb.train -- --run ...`) reaches nfp_train's own parser."
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=1',
+           '-m', 'nfp_nb.train', '--', '--run', str(tmp_path/'run'), '--net', 'B', '--n', '1', '3', '--m', '1', '3', '--help']
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and 'usage: nfp_train' in r.stdout, r.stdout[-1000:] + r.stderr[-2000:]
+
+def test_b_defaults_to_its_predictors_preset(tmp_path):
+    "`nfp_train --net B` without --preset builds B with the preset A was trained with."
+    run = tmp_path/'run'; prep(run)
+    assert cli('--run', run, '--net', 'A', '--steps', '2', *TINY)[0] in (0, None)
+    code, tr = cli('--run', run, '--net', 'B', '--steps', '1', '--n', '1', '2', '--m', '1', '2', *[a for a in TINY if a not in ('--preset', 'tiny')])
+    assert load_checkpoint(run/'B'/'latest').meta['preset'] == 'tiny'
