@@ -37,6 +37,7 @@ class GANLoss(nn.Module):
 
     def forward(self, preds, # D output: [per scale: [features..., logits]], a list of logits, or one tensor
                 target_is_real:bool, for_discriminator:bool=True) -> torch.Tensor:
+        "GAN loss of `preds` against real (True) or fake (False) targets, summed over scales."
         return sum(self._one(x.float(), target_is_real, for_discriminator) for x in _logits(preds))
 
 # %% ../nbs/05_losses.ipynb #f3b9345d
@@ -111,7 +112,9 @@ class VGGLoss(nn.Module):
         self.register_buffer('mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
-    def train(self, mode:bool=True): return super().train(False)   # VGG stays frozen in eval mode
+    def train(self, mode:bool=True):
+        "VGG stays frozen in eval mode whatever `mode` says."
+        return super().train(False)   # VGG stays frozen in eval mode
 
     def _feats(self, x):
         if self.normalize: x = ((x + 1) / 2 - self.mean) / self.std
@@ -121,6 +124,7 @@ class VGGLoss(nn.Module):
         return out
 
     def forward(self, fake:torch.Tensor, real:torch.Tensor) -> torch.Tensor:
+        "Weighted L1 distance between VGG19 features of `fake` and `real`."
         loss = 0.0
         for w, f, r in zip(self.layer_weights, self._feats(fake), self._feats(real)):
             loss = loss + w * F.l1_loss(f, r.detach())

@@ -52,7 +52,9 @@ class ResnetBlock(nn.Module):
         self.conv_block = nn.Sequential(
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm_layer(norm, dim), nn.ReLU(True),
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm_layer(norm, dim))
-    def forward(self, x): return x + self.conv_block(x)
+    def forward(self, x):
+        "x plus the residual branch (two 3×3 convs)."
+        return x + self.conv_block(x)
 
 def upsample_layer(cin:int, cout:int, mode:str='transpose') -> nn.Module:
     "×2 upsampling conv: pix2pixHD's ConvTranspose2d(3, stride 2) or 'resize' (nearest ×2, then reflect-padded conv3)."
@@ -219,6 +221,7 @@ class GlobalGenerator(_Generator):
         return self.up(self.blocks(self.down(self.front(x))))
 
     def forward(self, x, k=None):
+        "Generate the next frame for `x` (B,3,H,W) in [-1,1]; `k` is the skip when skip_cond is on."
         xp, hw = self._prepare(x, k)
         return self._finish(self.head(self.features(xp)), x, hw)
 
@@ -270,6 +273,7 @@ class LocalEnhancer(_Generator):
         return cls(**d)
 
     def forward(self, x, k=None):
+        "Generate at full resolution: the global net on a 2× downsampled input, refined by the local branch."
         xp, hw = self._prepare(x, k)
         pyramid = [xp]                                  # full, 1/2, 1/4, ... resolution inputs
         for _ in range(self.cfg.n_local_enhancers): pyramid.append(self.downsample(pyramid[-1]))
@@ -296,6 +300,7 @@ class LocalEnhancer(_Generator):
         return self
 
     def train(self, mode:bool=True):
+        "Set train/eval mode, keeping a frozen global generator in eval mode."
         super().train(mode)
         if getattr(self, '_global_frozen', False): self.global_net.eval()
         return self
@@ -318,6 +323,7 @@ class NLayerDiscriminator(nn.Module):
         if spectral_norm: apply_spectral_norm(self)
 
     def forward(self, x) -> list:
+        "Features of every layer, the last being the patch logits."
         feats = []
         for layer in self.layers:
             x = layer(x); feats.append(x)
@@ -337,6 +343,7 @@ class MultiscaleDiscriminator(nn.Module):
     def from_config(cls, cfg:DiscriminatorConfig): return cls(**asdict(cfg))
 
     def forward(self, x) -> list:
+        "Per scale (full size first), the list of features ending with the patch logits."
         out = []
         for i, d in enumerate(self.scales):
             if i: x = self.downsample(x)
@@ -402,8 +409,12 @@ class EMA:
         for e, p in zip(self.module.parameters(), model.parameters()): e.lerp_(p.detach(), 1 - self.decay)
         for e, b in zip(self.module.buffers(), model.buffers()): e.copy_(b)
 
-    def state_dict(self): return self.module.state_dict()
-    def load_state_dict(self, sd): return self.module.load_state_dict(sd)
+    def state_dict(self):
+        "Weights of the averaged copy."
+        return self.module.state_dict()
+    def load_state_dict(self, sd):
+        "Load weights into the averaged copy."
+        return self.module.load_state_dict(sd)
 
 # %% ../nbs/04_models.ipynb #27b8ba95
 def inference_settings(device=None) -> tuple: # (dtype for autocast, memory format)

@@ -64,3 +64,18 @@ def test_sidebar_lists_every_notebook():
         rel = nb.relative_to(ROOT/'nbs').as_posix()
         if rel.startswith('_') or '/.' in rel or '.ipynb_checkpoints' in rel: continue
         assert rel in side, f"{rel} is not in nbs/sidebar.yml"
+
+def test_every_public_name_has_a_docstring():
+    "Every exported function and class (and their public methods) says what it does; show_doc renders it."
+    import inspect, pkgutil, nfp_nb
+    missing = []
+    for m in pkgutil.iter_modules(nfp_nb.__path__):
+        if m.name.startswith('_'): continue
+        mod = importlib.import_module(f'nfp_nb.{m.name}')
+        for n in getattr(mod, '__all__', []):
+            o = getattr(mod, n)
+            if (inspect.isfunction(o) or inspect.isclass(o)) and not inspect.getdoc(o): missing.append(f'{m.name}.{n}')
+            if inspect.isclass(o):
+                missing += [f'{m.name}.{n}.{k}' for k, v in vars(o).items()
+                            if not k.startswith('_') and inspect.isfunction(v) and not v.__doc__]
+    assert not missing, missing
