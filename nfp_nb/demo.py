@@ -12,7 +12,7 @@ from .core import ConfigError, NFPError, SourceError, check_writable, atomic_wri
 from .video import contact_sheet
 from .data import FrameStore
 from .models import get_preset
-from .checkpoint import load_generator
+from .checkpoint import load_generator, load_checkpoint
 from .train import train_main
 from .metrics import SourceStats, summarize_drift, plot_drift
 from .rollout import render_video
@@ -26,14 +26,14 @@ class DemoPlan:
     "How much work the demo does for a preset."
     preset: str = 'small'   # network preset for A and B
     size: int = 128         # frame size (short side)
-    frames: int = 240       # frames of the sample video
+    frames: int = 200       # frames of the sample video
     skip: int = 2           # A: targets t+1..t+skip
-    steps_a: int = 1200     # optimizer steps for A
-    steps_b: int = 1200     # optimizer steps for B
+    steps_a: int = 500      # optimizer steps for A
+    steps_b: int = 400      # optimizer steps for B
     n: tuple = (1, 10)      # B: A applied n times
     m: tuple = (1, 10)      # B: target t+m
     schedule: str = 'AAAB'  # the A+B rollout schedule
-    rollout_steps: int = 300 # frames of each rollout after the start
+    rollout_steps: int = 240 # frames of each rollout after the start
     fps: int = 24           # of the written videos
 
 DEMO_PLANS = {
@@ -67,10 +67,10 @@ def run_demo(out='nfp_demo',        # output folder (created)
     store = FrameStore.prepare(video, run=run, size=plan.size, max_frames=plan.frames if video is None else None,
                                progress=not quiet)
     say(f"frames ready: {len(store)} × {store.size[0]}×{store.size[1]}")
-    common = ['--run', str(run), '--preset', plan.preset, '--seed', str(seed), '--sample-every', '1000000']
+    common = ['--run', str(run), '--preset', plan.preset, '--seed', str(seed), '--sample-every', '1000000'] + (['--quiet'] if quiet else [])
     for net, steps, extra in (('A', plan.steps_a, ['--skip', '1', str(plan.skip)]),
                               ('B', plan.steps_b, ['--n', *map(str, plan.n), '--m', *map(str, plan.m)])):
-        if (run/net/'latest').exists() and load_generator(run/net).checkpoint.meta.get('step', 0) >= steps:
+        if (run/net/'latest').exists() and load_checkpoint(run/net).step >= steps:
             say(f"{net} already trained, reusing {run/net}")
             continue
         say(f"training {net} for {steps} steps")
