@@ -143,7 +143,7 @@ class Recipe:
     "Everything that shapes the comparison; `None` fields take the package's defaults."
     size: int = 128                 # frame size (square)
     frames: int = 160               # frames per source
-    budget: int = 1200              # optimizer steps of each setting: A alone gets them all, A+B splits them
+    budget: int = 600               # optimizer steps of each setting: A alone gets them all, A+B splits them
     b_share: float = 1 / 3          # share of the budget given to B in the A+B setting
     skip: tuple = (1, 1)            # A's skip range
     n: tuple = None                 # B: A applied n times, n in this range
