@@ -113,7 +113,7 @@ def demo_parser() -> argparse.ArgumentParser:
                 "render an A-only and an A+B rollout, and compare their drift.")
     p.add_argument('--out', default='nfp_demo', help="output folder (default ./nfp_demo)")
     p.add_argument('--video', default=None, help="video file or image folder (default: the built-in sample video)")
-    p.add_argument('--preset', default='small', help="small (the demo, ~15 min on 2 CPU cores) or tiny (a quick check)")
+    p.add_argument('--preset', default='small', help="small (the demo, ~7 min on 2 CPU cores) or tiny (a quick check)")
     p.add_argument('--seed', type=int, default=0, help="random seed")
     p.add_argument('--quiet', action='store_true', help="no progress output")
     return p
