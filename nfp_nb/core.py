@@ -12,7 +12,8 @@ import torch
 # %% auto #0
 __all__ = ['NFPError', 'SourceError', 'ConfigError', 'CacheError', 'CheckpointError', 'ScheduleError', 'TrainingError',
            'default_device', 'as_device', 'bf16_supported', 'seed_everything', 'to_float', 'to_uint8', 'check_writable',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_json', 'file_fingerprint', 'hash_dict', 'cli_guard']
+           'atomic_path', 'atomic_write_bytes', 'atomic_write_json', 'file_fingerprint', 'hash_dict', 'CLIParser',
+           'cli_guard']
 
 # %% ../nbs/00_core.ipynb #e0aa1d00
 class NFPError(Exception):
@@ -137,7 +138,13 @@ def hash_dict(d:dict, n:int=12) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 # %% ../nbs/00_core.ipynb #b4762fc9
-import sys, functools
+import sys, functools, argparse
+
+class CLIParser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose errors raise `ConfigError`, so `cli_guard` reports them as one line, status 2."
+    def error(self, message):
+        "Raise `ConfigError(message)` instead of printing usage and exiting."
+        raise ConfigError(message)
 
 def cli_guard(f):
     "Decorator for console-script mains: `NFPError` → one line on stderr and exit status 2."

@@ -8,7 +8,7 @@ import argparse, json, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
-from .core import ConfigError, NFPError, SourceError, check_writable, atomic_write_json, atomic_path, cli_guard, seed_everything
+from .core import ConfigError, NFPError, SourceError, check_writable, atomic_write_json, atomic_path, cli_guard, seed_everything, CLIParser
 from .video import contact_sheet
 from .data import FrameStore
 from .models import get_preset
@@ -104,12 +104,9 @@ def run_demo(out='nfp_demo',        # output folder (created)
     return summary
 
 # %% ../nbs/12_demo.ipynb #20b503be
-class _Parser(argparse.ArgumentParser):
-    def error(self, message): raise ConfigError(message)
-
 def demo_parser() -> argparse.ArgumentParser:
     "The `nfp_demo` argument parser."
-    p = _Parser(prog='nfp_demo', description="Prepare a video (default: the built-in sample), train A and B, "
+    p = CLIParser(prog='nfp_demo', description="Prepare a video (default: the built-in sample), train A and B, "
                 "render an A-only and an A+B rollout, and compare their drift.")
     p.add_argument('--out', default='nfp_demo', help="output folder (default ./nfp_demo)")
     p.add_argument('--video', default=None, help="video file or image folder (default: the built-in sample video)")

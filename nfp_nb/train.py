@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler, DistributedSampler, default_collate
 from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar
 from fastcore.basics import patch
-from .core import (NFPError, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
+from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
                          bf16_supported, seed_everything, to_uint8, cli_guard, atomic_path)
 from .video import contact_sheet
 from .data import FrameStore, PairDataset
@@ -528,12 +528,9 @@ def pair_data(store, args, device=None) -> TrainData:
     return TrainData(PairDataset(store, skip=(lo, hi), seed=args.seed), meta={'skip': [lo, hi]})
 
 # %% ../nbs/07_train.ipynb #67a5a087
-class _Parser(argparse.ArgumentParser):
-    def error(self, message): raise ConfigError(message)
-
 def train_parser() -> argparse.ArgumentParser:
     "The `nfp_train` argument parser."
-    p = _Parser(prog='nfp_train', description="Train network A (next-frame predictor) or B (restorer) on a run's frames.")
+    p = CLIParser(prog='nfp_train', description="Train network A (next-frame predictor) or B (restorer) on a run's frames.")
     p.add_argument('--run', required=True, help="run folder; frames from nfp_prep in RUN/frames (the sample video if absent)")
     p.add_argument('--net', default='A', help="network to train: A (predictor) or B (restorer)")
     p.add_argument('--preset', help="tiny, small or default (default: the checkpoint's when resuming, else small)")
