@@ -135,7 +135,9 @@ def package_defaults() -> dict:
     p = get_preset('small')
     return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
                 lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual,
-                schedule=getattr(ro, 'DEFAULT_SCHEDULE', 'AAAB'),
+                schedule=getattr(ro, 'DEFAULT_SCHEDULE', 'AAAB'), lambda_tex=getattr(p, 'lambda_tex', 0.0), upsample=p.generator.upsample,
+                b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init') if 'init' in inspect.signature(train_restorer).parameters else None,
+                b_lambda_tex=getattr(p, 'lambda_tex', 0.0),
                 blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'))
 
 @dataclass
@@ -154,6 +156,11 @@ class Recipe:
     b_lambda_feat: float = None     # B only (None: as `lambda_feat`)
     b_lambda_l1: float = None       # B only (None: as `lambda_l1`)
     b_residual: bool = None         # B only (None: as `residual`)
+    lambda_tex: float = None        # texture (Gram) loss weight of A
+    b_lambda_tex: float = None      # texture (Gram) loss weight of B
+    b_init: str = None              # B's starting weights: None (random) or 'predictor' (A's)
+    b_upsample: str = None          # B's upsampling: 'transpose' or 'resize'
+    upsample: str = None            # A's upsampling
     schedule: str = None            # the default schedule of A+B
     others: tuple = ('AB', 'AAAAAAAB')   # the two other schedules
     blend: float = None             # B's blend in rollouts
@@ -167,11 +174,14 @@ class Recipe:
     def resolved(self) -> 'Recipe':
         d = package_defaults()
         r = dataclasses.replace(self)
-        for k in ('n', 'm', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise'):
+        for k in ('n', 'm', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
             if getattr(r, k) is None: setattr(r, k, d[k])
         if r.b_lambda_feat is None: r.b_lambda_feat = r.lambda_feat
         if r.b_lambda_l1 is None: r.b_lambda_l1 = r.lambda_l1
         if r.b_residual is None: r.b_residual = r.residual
+        if r.b_init in ('auto', None):        # B has A's preset here, so 'auto' starts B from A's weights
+            r.b_init = 'predictor' if r.b_upsample == r.upsample and r.b_residual == r.residual else 'random'
+        if r.b_init == 'random': r.b_init = None
         r.n, r.m, r.skip, r.others, r.report_steps = (tuple(r.n), tuple(r.m), tuple(r.skip), tuple(r.others),
                                                        tuple(r.report_steps))
         return r
@@ -206,10 +216,10 @@ def prepare_source(name:str, out:Path, r:Recipe):
         write_video(mp4, SOURCES[name](r.frames, r.size, r.seed), fps=30)
     return FrameStore.prepare(mp4, run=run, size=r.size, progress=False)
 
-def _preset(residual:bool):
+def _preset(residual:bool, upsample:str='transpose'):
     from nfp_nb.models import get_preset
     p = get_preset('small')
-    p.generator = dataclasses.replace(p.generator, residual=bool(residual))
+    p.generator = dataclasses.replace(p.generator, residual=bool(residual), upsample=upsample)
     return p
 
 def _train_kw(p, lambda_feat, lambda_l1, r:Recipe) -> dict:
@@ -223,15 +233,15 @@ def train_a(store, r:Recipe, device, log) -> tuple:
     from nfp_nb.data import PairDataset
     from nfp_nb.checkpoint import load_generator, list_checkpoints
     key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
-                    l1=r.lambda_l1, residual=r.residual, seed=r.seed))
+                    l1=r.lambda_l1, residual=r.residual, seed=r.seed, **({'tex': r.lambda_tex} if r.lambda_tex else {}), **({'up': r.upsample} if r.upsample != 'transpose' else {})))
     run = store.run / f"A-{key}"
     done = run / 'done.json'
     if not done.exists():
         if run.exists(): shutil.rmtree(run)
-        p = _preset(r.residual)
+        p = _preset(r.residual, r.upsample)
         torch.manual_seed(r.seed)
         G, D = build_generator(p.generator), build_discriminator(p.discriminator)
-        cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
+        cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, lambda_tex=r.lambda_tex, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
         t0 = time.perf_counter()
         with _quiet():
             Trainer(G, D, PairDataset(store, skip=r.skip, seed=r.seed), cfg, run, 'A', meta={'preset': 'small'},
@@ -246,12 +256,13 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
     "Train B against A (the A+B setting's A) for `steps_b` steps with `train_restorer`."
     from nfp_nb.restorer import train_restorer
     from nfp_nb.checkpoint import load_generator
-    key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed))
+    key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed, **({'tex': r.b_lambda_tex} if r.b_lambda_tex else {}),
+                    **({'up': r.b_upsample} if r.b_upsample != 'transpose' else {}), **({'init': r.b_init} if r.b_init else {})))
     run = a_run / f"B-{key}"
     done = run / 'done.json'
     if not done.exists():
         if run.exists(): shutil.rmtree(run)
-        p = _preset(r.b_residual)
+        p = _preset(r.b_residual, r.b_upsample)
         # pre-render A^1..A^N once when that costs fewer forwards of A than rendering per step (mean n per step)
         prerender = r.n[1] * len(store) < (r.n[0] + r.n[1]) / 2 * r.steps_b
         import nfp_nb.restorer as rs
@@ -263,7 +274,7 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
             kw.pop('lambda_feat'); kw.pop('lambda_l1')
             torch.manual_seed(r.seed)
             with _quiet(): train_restorer(run, predictor=A, n=r.n, m=r.m, prerender=prerender, preset='small', steps=r.steps_b,
-                           store=store, device=device, lambda_feat=r.b_lambda_feat, lambda_l1=r.b_lambda_l1,
+                           store=store, device=device, lambda_feat=r.b_lambda_feat, lambda_l1=r.b_lambda_l1, lambda_tex=r.b_lambda_tex, init=r.b_init,
                            dataset_kwargs=dict(cache_dir=run / 'prerender', progress=False), **kw)
         finally: rs.get_preset = orig
         shutil.rmtree(run / 'prerender', ignore_errors=True)
@@ -400,6 +411,8 @@ def parse_args(argv=None):
     g.add_argument('--skip', type=int, nargs=2); g.add_argument('--n', type=int, nargs=2); g.add_argument('--m', type=int, nargs=2)
     g.add_argument('--lambda-feat', type=float); g.add_argument('--lambda-l1', type=float)
     g.add_argument('--b-lambda-feat', type=float); g.add_argument('--b-lambda-l1', type=float)
+    g.add_argument('--b-init'); g.add_argument('--upsample'); g.add_argument('--b-upsample')
+    g.add_argument('--lambda-tex', type=float); g.add_argument('--b-lambda-tex', type=float)
     g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
     g.add_argument('--schedule'); g.add_argument('--others', help="the other schedules, comma-separated ('none': only the default)")
     g.add_argument('--blend', type=float); g.add_argument('--noise', type=float)
@@ -410,7 +423,7 @@ def recipe_from_args(a) -> Recipe:
     r = Recipe()
     if a.quick: r = dataclasses.replace(r, size=64, frames=40, budget=24, rollout_steps=60, report_steps=(10, 30, 60), window=8)
     for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'n', 'm', 'lambda_feat', 'lambda_l1',
-              'b_lambda_feat', 'b_lambda_l1', 'schedule', 'blend', 'noise', 'seed', 'starts'):
+              'b_lambda_feat', 'b_lambda_l1', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample', 'schedule', 'blend', 'noise', 'seed', 'starts'):
         v = getattr(a, k)
         if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)
     for k in ('residual', 'b_residual'):

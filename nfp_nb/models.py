@@ -374,6 +374,7 @@ class Preset:
     gan_mode: str = 'lsgan'
     lambda_feat: float = 10.0   # feature matching weight
     lambda_l1: float = 0.0      # L1 reconstruction weight
+    lambda_tex: float = 10.0    # texture (Gram) loss weight, random filters (nfp_nb.losses.TextureLoss)
     lambda_vgg: float = 0.0     # perceptual loss weight (needs VGG19 weights)
     description: str = ''
 

@@ -22,8 +22,9 @@ from .models import Preset, get_preset, build_generator, build_discriminator
 from .train import Trainer, TrainConfig, TrainData, register_dataset_builder
 
 # %% auto #0
-__all__ = ['apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset', 'default_predictor', 'restorer_data',
-           'restorer_dataset_from_args', 'train_restorer', 'evaluate_restorer', 'restorer_sheet']
+__all__ = ['apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset', 'init_from_predictor',
+           'default_predictor', 'restorer_data', 'restorer_dataset_from_args', 'train_restorer', 'evaluate_restorer',
+           'restorer_sheet']
 
 # %% ../nbs/08_restorer.ipynb #7f2c6767
 def _span(r, name:str) -> tuple:
@@ -304,6 +305,28 @@ def load_state_dict(self:RestorePairDataset, state:dict):
     self.set_epoch(int(state.get('epoch', 0)), refresh=False)
 
 # %% ../nbs/08_restorer.ipynb #d93e506f
+def init_from_predictor(G:nn.Module,          # B's freshly built generator
+                        predictor:nn.Module,  # the predictor A
+                        mode:str='auto',      # 'auto', 'predictor' or 'random'
+                       ) -> str:              # what was done: 'predictor' or 'random'
+    "Give B A's weights when asked and possible; `ConfigError` when 'predictor' is asked but the architectures differ."
+    if mode in (None, 'random'): return 'random'
+    if mode not in ('auto', 'predictor'): raise ConfigError(f"init={mode!r}: expected 'auto', 'predictor' or 'random'")
+    sa, sg = predictor.state_dict(), G.state_dict()
+    ca, cg = getattr(predictor, 'cfg', None), getattr(G, 'cfg', None)
+    diff = next((k for k in sg if k not in sa or sa[k].shape != sg[k].shape), None) or next((k for k in sa if k not in sg), None)
+    if diff is None and ca is not None and cg is not None and ca != cg:   # same tensors, other behaviour (e.g. residual)
+        diff = next((f for f in vars(cg) if getattr(ca, f, None) != getattr(cg, f)), 'config')
+    if diff is not None:
+        if mode == 'predictor':
+            raise ConfigError(f"init='predictor': B's network is not A's architecture (first difference: {diff}); "
+                              "use B's preset equal to A's, or init='random'")
+        return 'random'
+    with torch.no_grad():
+        for k, v in sg.items(): v.copy_(sa[k].to(v.device))
+    return 'predictor'
+
+# %% ../nbs/08_restorer.ipynb #51dfbcca
 def default_predictor(run) -> Path:
     "Where B looks for A by default: `<run>/A/latest`."
     return Path(run)/'A'/'latest'
@@ -316,6 +339,7 @@ def restorer_data(store,               # the run's `FrameStore`
                   refresh_every:int=0, # re-read the predictor every this many epochs
                   seed:int=0,          # seed of the (n, m) draws
                   device=None,         # where A runs (the training device)
+                  init:str='auto',     # B's starting weights: 'auto', 'predictor' or 'random' (see `init_from_predictor`)
                   **kwargs,            # more `RestorePairDataset` arguments (batch_size, cache_dir, starts, progress, k)
                  ) -> TrainData:
     "B's training data for the `Trainer`: a `RestorePairDataset`, an epoch hook, and checkpoint meta naming A."
@@ -323,8 +347,10 @@ def restorer_data(store,               # the run's `FrameStore`
     ds = RestorePairDataset(store, predictor, n=n, m=m, mode='prerender' if prerender else 'online',
                             refresh_every=refresh_every, seed=seed, device=device, **kwargs)
     def hook(trainer, epoch): trainer.meta['predictor'] = dict(ds.predictor_info)   # after a refresh, name the new A
-    return TrainData(ds, epoch_hook=hook, meta={'predictor': dict(ds.predictor_info), 'n': list(ds.n), 'm': list(ds.m),
+    data = TrainData(ds, epoch_hook=hook, meta={'predictor': dict(ds.predictor_info), 'n': list(ds.n), 'm': list(ds.m),
                                                 'inputs': ds.mode})
+    data.init = lambda G: data.meta.update(init=init_from_predictor(G, ds.predictor, init))
+    return data
 
 @register_dataset_builder('B')
 def restorer_dataset_from_args(store, args, device=None) -> TrainData:
@@ -333,7 +359,7 @@ def restorer_dataset_from_args(store, args, device=None) -> TrainData:
     seed = getattr(args, 'seed', None)
     return restorer_data(store, pred, n=tuple(getattr(args, 'n', None) or (1, 10)), m=tuple(getattr(args, 'm', None) or (1, 10)),
                          prerender=bool(getattr(args, 'prerender', False)), refresh_every=getattr(args, 'refresh_every', 0) or 0,
-                         seed=0 if seed is None else seed, device=device)
+                         seed=0 if seed is None else seed, device=device, init=getattr(args, 'init', None) or 'auto')
 
 # %% ../nbs/08_restorer.ipynb #9ecbfd77
 def train_restorer(run,                    # run folder with `frames/` (and `A/` for the default predictor)
@@ -350,17 +376,20 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
                    resume:bool=False,      # continue from `<run>/<net>/latest`
                    device=None,            # training device (A runs there too)
                    dataset_kwargs:dict=None, # more `RestorePairDataset` arguments
+                   init:str='auto',        # B's starting weights: 'auto' (A's when the architectures match), 'predictor', 'random'
                    **train_kwargs,         # `TrainConfig` fields (batch_size, lr, lambda_l1, seed, ...)
                   ) -> Trainer:            # the trainer, after `fit`
     "Train the restorer B against a frozen predictor A with the standard `Trainer`; checkpoints go to `<run>/B/`."
     store = store if store is not None else FrameStore.load(run)
     p = preset if isinstance(preset, Preset) else get_preset(preset)
-    kw = dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1)
+    kw = dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, lambda_tex=p.lambda_tex)
     kw.update(epochs=epochs or 10, steps=steps, **train_kwargs)
     cfg = TrainConfig(**kw)
     data = restorer_data(store, predictor if predictor is not None else default_predictor(run), n=n, m=m,
-                         prerender=prerender, refresh_every=refresh_every, seed=cfg.seed, device=device, **(dataset_kwargs or {}))
+                         prerender=prerender, refresh_every=refresh_every, seed=cfg.seed, device=device, init=init,
+                         **(dataset_kwargs or {}))
     G, D = build_generator(p.generator), build_discriminator(p.discriminator)
+    if not resume: data.init(G)
     trainer = Trainer(G, D, data.dataset, cfg, run, net, meta={'preset': p.name, **data.meta},
                       epoch_hook=data.epoch_hook, device=device)
     if resume: trainer.resume()

@@ -19,7 +19,7 @@ from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointEr
 from .video import contact_sheet
 from .data import FrameStore, PairDataset
 from .models import build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig, EMA
-from .losses import GANLoss, feature_matching_loss, VGGLoss
+from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
 from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, capture_rng_state, restore_rng_state
 
 # %% auto #0
@@ -41,6 +41,7 @@ class TrainConfig:
     gan_mode: str = 'lsgan'         # 'lsgan' (pix2pixHD), 'hinge' or 'bce'
     lambda_feat: float = 10.0       # feature-matching weight
     lambda_l1: float = 0.0          # L1-to-target weight (0: off)
+    lambda_tex: float = 10.0        # texture (Gram) loss weight, random filters (0: off; see `TextureLoss`)
     lambda_vgg: float = 10.0        # perceptual weight, used only when `vgg_weights` is given
     vgg_weights: str|None = None    # local VGG19 weights file for the perceptual loss (None: no perceptual loss)
     amp: str = 'auto'               # 'auto' (bf16 autocast where the device runs it natively), 'bf16' or 'off'
@@ -67,7 +68,8 @@ class TrainConfig:
         if self.amp not in ('auto', 'bf16', 'off'): raise bad(f"amp={self.amp!r}: expected 'auto', 'bf16' or 'off'")
         if self.decay_unit not in ('auto', 'epoch', 'step'): raise bad(f"decay_unit={self.decay_unit!r}: expected 'auto', 'epoch' or 'step'")
         if not 0 <= self.ema < 1: raise bad(f"ema={self.ema}: must be in [0, 1)")
-        for k in ('save_every', 'save_every_steps', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every'):
+        for k in ('save_every', 'save_every_steps', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every',
+                  'lambda_feat', 'lambda_l1', 'lambda_tex'):
             if getattr(self, k) < 0: raise bad(f"{k}={getattr(self, k)}: must not be negative")
 
 # %% ../nbs/07_train.ipynb #e9f1500b
@@ -150,6 +152,7 @@ class Trainer:
         self.G, self.D = generator.to(dev, memory_format=fmt), discriminator.to(dev, memory_format=fmt)
         self.skip_cond = bool(getattr(getattr(generator, 'cfg', None), 'skip_cond', False))
         self.gan = GANLoss(cfg.gan_mode)
+        self.tex = TextureLoss().to(dev) if cfg.lambda_tex else None
         self.vgg = VGGLoss(cfg.vgg_weights).to(dev).eval().requires_grad_(False) if cfg.vgg_weights else None
         self.opt_G, self.opt_D = self._adam(self.G), self._adam(self.D)
         self.ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
@@ -240,7 +243,8 @@ def _losses(self:Trainer, x, y, k):
     fm = feature_matching_loss(pred_g, _nested(real, torch.Tensor.detach), weight=cfg.lambda_feat) if cfg.lambda_feat else zero
     l1 = cfg.lambda_l1 * F.l1_loss(fake.float(), y.float()) if cfg.lambda_l1 else zero
     vgg = cfg.lambda_vgg * self.vgg(fake.float(), y.float()) if self.vgg is not None else zero
-    return gan + fm + l1 + vgg, loss_D, dict(GAN=gan, FM=fm, L1=l1, VGG=vgg)
+    tex = cfg.lambda_tex * self.tex(fake, y) if self.tex is not None else zero
+    return gan + fm + l1 + vgg + tex, loss_D, dict(GAN=gan, FM=fm, L1=l1, VGG=vgg, TEX=tex)
 
 @patch
 def train_step(self:Trainer, batch:dict) -> dict|None:
@@ -501,6 +505,7 @@ class TrainData:
     dataset: Dataset
     epoch_hook: object = None   # `hook(trainer, epoch)`, may return a fresh dataset
     meta: dict = field(default_factory=dict)
+    init: object = None         # `init(G)`: set the fresh generator's starting weights (resuming overwrites them)
 
 DATASET_BUILDERS = {}
 _BUILDER_MODULES = {'B': 'nfp_nb.restorer'}   # imported on demand; they register themselves
@@ -539,6 +544,7 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument('--steps', type=int, help="optimizer steps in the whole run, instead of --epochs")
     p.add_argument('--batch-size', type=int, help="pairs per step and process (default: the preset's)")
     p.add_argument('--lr', type=float, help="Adam learning rate (default: the preset's, 2e-4)")
+    p.add_argument('--lambda-tex', type=float, help="texture (Gram) loss weight (default: the preset's, 10; 0: off)")
     p.add_argument('--skip', type=int, nargs=2, default=[1, 1], metavar=('MIN', 'MAX'), help="A: predict t+k, k in MIN..MAX")
     p.add_argument('--resume', action='store_true', help="continue from RUN/NET/latest")
     p.add_argument('--amp', default=None, choices=['auto', 'bf16', 'off'], help="bf16 autocast (auto: where native)")
@@ -561,10 +567,12 @@ def train_parser() -> argparse.ArgumentParser:
     b.add_argument('--m', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: target frame t+m, m in MIN..MAX")
     b.add_argument('--prerender', action='store_true', help="B: pre-render A's outputs once into a cache")
     b.add_argument('--refresh-every', type=int, default=0, help="B: re-render the cache every N epochs (0: never)")
+    b.add_argument('--init', default='auto', choices=['auto', 'predictor', 'random'],
+                   help="B: starting weights; auto (default): A's when B has A's architecture, else random")
     return p
 
 # %% ../nbs/07_train.ipynb #e3ff0b3c
-_ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='lr', amp='amp', ema='ema', seed='seed',
+_ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='lr', lambda_tex='lambda_tex', amp='amp', ema='ema', seed='seed',
                    save_every='save_every', save_every_steps='save_every_steps', sample_every='sample_every',
                    workers='num_workers', channels_last='channels_last')
 
@@ -573,10 +581,11 @@ def train_config_from_args(args, preset=None, saved:dict=None) -> TrainConfig:
     kw = {}
     if preset is not None:
         kw.update(batch_size=preset.batch_size, lr=preset.lr, gan_mode=preset.gan_mode,
-                  lambda_feat=preset.lambda_feat, lambda_l1=preset.lambda_l1)
+                  lambda_feat=preset.lambda_feat, lambda_l1=preset.lambda_l1, lambda_tex=preset.lambda_tex)
     if saved:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         kw.update({k: v for k, v in saved.items() if k in names})
+        if 'lambda_tex' not in saved: kw['lambda_tex'] = 0.0    # a run started before the texture loss existed keeps its objective
     for a, f_ in _ARG_FIELDS.items():
         v = getattr(args, a, None)
         if v is not None: kw[f_] = v
@@ -627,6 +636,7 @@ def train_main(argv:list=None # arguments (default: sys.argv[1:])
         store = _load_store(args, preset, rank, world)
         data = build_dataset(store, net, args, device)
         G, D = build_generator(preset.generator), build_discriminator(preset.discriminator)
+        if data.init is not None and not args.resume: data.init(G)
         trainer = Trainer(G, D, data.dataset, cfg, run, net, meta={'preset': preset.name, **data.meta},
                           epoch_hook=data.epoch_hook, device=device)
         if args.resume: trainer.resume()

@@ -77,8 +77,24 @@ def test_cli_trains_b_against_a(trained, tmp_path, capsys):
                      '--predictor', str(a), '--n', '1', '3', '--m', '1', '3', '--prerender', '--device', 'cpu'])
     meta = load_checkpoint(tmp_path/'B'/'latest').meta
     assert meta['predictor']['fingerprint'] == checkpoint_fingerprint(a) and meta['n'] == [1, 3] and meta['m'] == [1, 3]
+    assert meta['init'] == 'predictor'            # B has A's preset: it started as a copy of A (--init auto)
+    assert meta['train']['lambda_tex'] == get_preset('tiny').lambda_tex > 0
     side = json.loads((tmp_path/'B'/'prerender'/'inputs.json').read_text())
     assert side['n_max'] == 3 and side['size'] == [SIZE, SIZE]
+
+def test_cli_init_choices(trained, tmp_path):
+    """--init random keeps B's fresh weights; --init predictor with another preset than A's is one clear error."""
+    root, _, _, _ = trained
+    FrameStore.prepare(None, run=tmp_path, size=SIZE, max_frames=24, progress=False)
+    a = root/'train'/'A'/'latest'
+    common = ['--run', str(tmp_path), '--net', 'B', '--steps', '1', '--predictor', str(a), '--n', '1', '2', '--m', '1', '2',
+              '--device', 'cpu', '--quiet', '--lambda-tex', '0']
+    train_main(common + ['--preset', 'tiny', '--init', 'random'])
+    meta = load_checkpoint(tmp_path/'B'/'latest').meta
+    assert meta['init'] == 'random' and meta['train']['lambda_tex'] == 0
+    r = subprocess.run([sys.executable, '-c', 'from nfp_nb.train import train_main; train_main()', *common,
+                        '--preset', 'small', '--init', 'predictor'], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "not A's architecture" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 def test_cli_missing_predictor_is_one_line_exit_2(tmp_path):
     FrameStore.prepare(None, run=tmp_path, size=SIZE, max_frames=24, progress=False)
