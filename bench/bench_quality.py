@@ -1,6 +1,6 @@
 """Does the restorer keep rollouts alive? A measured comparison of A alone vs A+B on three sources.
 
-    python bench/bench_quality.py                  # the full experiment: 3 sources at 128 px, budget 600 (~50 CPU-minutes)
+    python bench/bench_quality.py                  # the full experiment: 3 sources at 128 px, budget 600 (~35 min on 2 CPU cores)
     python bench/bench_quality.py --quick          # smoke test: 64 px, a few steps (a few minutes)
     python bench/bench_quality.py --out DIR        # where videos, runs, tables, plots and sheets go (default runs/bench_quality)
 
