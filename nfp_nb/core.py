@@ -152,7 +152,9 @@ def cli_guard(f):
     def _inner(*args, **kwargs):
         name = f.__name__
         prog = f"nfp_{name[:-5]}" if name.endswith('_main') else (Path(sys.argv[0]).name or 'nfp')
-        try: return f(*args, **kwargs)
+        try:
+            res = f(*args, **kwargs)
+            return res if (args or kwargs) else None      # console script: sys.exit(None) is status 0
         except NFPError as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
             raise SystemExit(2)

@@ -60,3 +60,8 @@ def test_wheel_installs_and_runs_in_fresh_venv(built, tmp_path):
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 0
+    # a main that returns what it made (nfp_prep: the FrameStore) must still exit 0 as a console script
+    r = subprocess.run([str(bindir/'nfp_prep'), str(out), '--run', 'run', '--size', '16'],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and r.stderr.strip() == '', (r.returncode, r.stderr)
+    assert (tmp_path/'run'/'frames').is_dir()
