@@ -135,9 +135,8 @@ def package_defaults() -> dict:
     p = get_preset('small')
     return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
                 lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual,
-                schedule=getattr(ro, 'DEFAULT_SCHEDULE', 'AAAB'), lambda_tex=getattr(p, 'lambda_tex', 0.0), upsample=p.generator.upsample,
-                b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init') if 'init' in inspect.signature(train_restorer).parameters else None,
-                b_lambda_tex=getattr(p, 'lambda_tex', 0.0),
+                schedule=getattr(ro, 'DEFAULT_SCHEDULE', 'AAAB'), lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
+                upsample=p.generator.upsample, b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init'),
                 blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'))
 
 @dataclass
@@ -196,6 +195,11 @@ def _quiet():
     "Silence the trainer's progress bars and epoch lines (they are for notebooks and interactive use)."
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()): yield
 
+def _unless_default(**kw) -> dict:
+    """Fields given as name=(value, default), kept only when value differs from default: a recipe knob added later
+    leaves the cache keys of runs made without it unchanged."""
+    return {k: v for k, (v, dflt) in kw.items() if v != dflt}
+
 def _key(d:dict) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -233,7 +237,7 @@ def train_a(store, r:Recipe, device, log) -> tuple:
     from nfp_nb.data import PairDataset
     from nfp_nb.checkpoint import load_generator, list_checkpoints
     key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
-                    l1=r.lambda_l1, residual=r.residual, seed=r.seed, **({'tex': r.lambda_tex} if r.lambda_tex else {}), **({'up': r.upsample} if r.upsample != 'transpose' else {})))
+                    l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'))))
     run = store.run / f"A-{key}"
     done = run / 'done.json'
     if not done.exists():
@@ -256,8 +260,8 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
     "Train B against A (the A+B setting's A) for `steps_b` steps with `train_restorer`."
     from nfp_nb.restorer import train_restorer
     from nfp_nb.checkpoint import load_generator
-    key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed, **({'tex': r.b_lambda_tex} if r.b_lambda_tex else {}),
-                    **({'up': r.b_upsample} if r.b_upsample != 'transpose' else {}), **({'init': r.b_init} if r.b_init else {})))
+    key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed,
+                    **_unless_default(tex=(r.b_lambda_tex, 0), up=(r.b_upsample, 'transpose'), init=(r.b_init, None))))
     run = a_run / f"B-{key}"
     done = run / 'done.json'
     if not done.exists():

@@ -322,8 +322,7 @@ def init_from_predictor(G:nn.Module,          # B's freshly built generator
             raise ConfigError(f"init='predictor': B's network is not A's architecture (first difference: {diff}); "
                               "use B's preset equal to A's, or init='random'")
         return 'random'
-    with torch.no_grad():
-        for k, v in sg.items(): v.copy_(sa[k].to(v.device))
+    G.load_state_dict(sa)                       # same keys, shapes and config: a strict load is a copy
     return 'predictor'
 
 # %% ../nbs/08_restorer.ipynb #51dfbcca
