@@ -1,10 +1,12 @@
 """Packaging: build the sdist and wheel, install the wheel into a fresh venv, run the console scripts.
 
-The venv sees the machine's torch and other heavy dependencies (`--system-site-packages`) and gets
-the wheel with `--no-deps`, so the test checks *our* package (its modules, console scripts, data),
-not pip's resolver, and needs no network.
+The venv sees the heavy dependencies (torch, ...) of the interpreter running the tests and gets the
+wheel with `--no-deps`, so the test checks *our* package (its modules, console scripts, data), not
+pip's resolver, and needs no network. `--system-site-packages` is not enough for that: when the tests
+themselves run inside a user's venv, it exposes the *base* interpreter's site-packages, where torch
+is not. A `.pth` file listing this interpreter's site directories is what works in both cases.
 """
-import configparser, os, shutil, subprocess, sys, zipfile, tarfile
+import configparser, os, shutil, site, subprocess, sys, zipfile, tarfile
 from pathlib import Path
 import pytest
 
@@ -39,11 +41,25 @@ def test_sdist_and_wheel_contents(built):
     with tarfile.open(sdist) as t: snames = t.getnames()
     assert any(n.endswith('/settings.ini') for n in snames) and any(n.endswith('/README.md') for n in snames)
 
+def _site_dirs():
+    "This interpreter's site-packages directories (a venv's own, then the base's when it sees them)."
+    dirs = site.getsitepackages() + [p for p in sys.path if p.rstrip('/').endswith(('site-packages', 'dist-packages'))]
+    return [d for d in dict.fromkeys(dirs) if Path(d).is_dir()]
+
+def _make_venv(venv:Path):
+    "A fresh venv whose own site-packages come first, then this interpreter's (read, never written)."
+    subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
+    py = venv/'bin'/'python'
+    own = subprocess.run([str(py), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    # plain path lines: the outer editable install of the work tree (a .pth/finder there) stays invisible
+    (Path(own)/'_outer_site.pth').write_text('\n'.join(_site_dirs()) + '\n')
+    return py
+
 def test_wheel_installs_and_runs_in_fresh_venv(built, tmp_path):
     whl = next(built.glob('nfp_nb-*.whl'))
     venv = tmp_path/'venv'
-    subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(venv)], check=True)
-    py, bindir = venv/'bin'/'python', venv/'bin'
+    py, bindir = _make_venv(venv), venv/'bin'
     r = subprocess.run([str(py), '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', str(whl)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     env = {**os.environ, 'PYTHONPATH': ''}

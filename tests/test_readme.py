@@ -23,3 +23,6 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT/'.ci'/'run').read_text()
     assert 'grep -m1 -E \'^pip install -e "\\.\\[dev\\]"\' README.md' in ci
     assert 'git diff --exit-code' in ci
+    # both README commands, inside a fresh venv (as a user runs them), before the test command
+    assert "grep -m1 -E '^pip install -e \\. && nfp_' README.md" in ci
+    assert ci.index('python3 -m venv') < ci.index('bash -c "$demo_cmd"') < ci.index('bash -c "$test_cmd"')
