@@ -13,7 +13,7 @@ from .core import ConfigError, as_device, bf16_supported
 
 # %% auto #0
 __all__ = ['norm_layer', 'init_weights', 'apply_spectral_norm', 'ResnetBlock', 'upsample_layer', 'GeneratorConfig',
-           'DiscriminatorConfig', 'config_from_dict', 'valid_sizes', 'size_message', 'pad_to_multiple',
+           'DiscriminatorConfig', 'config_from_dict', 'valid_sizes', 'size_message', 'pad_to_multiple', 'warp_frames',
            'GlobalGenerator', 'count_params', 'LocalEnhancer', 'NLayerDiscriminator', 'MultiscaleDiscriminator',
            'build_generator', 'build_discriminator', 'Preset', 'get_preset', 'EMA', 'inference_settings',
            'autocast_for', 'model_summary', 'summary_table']
@@ -78,6 +78,7 @@ class GeneratorConfig:
     n_blocks_local: int = 3     # residual blocks per local enhancer
     upsample: str = 'transpose' # 'transpose' (pix2pixHD) or 'resize' (resize, then conv)
     residual: bool = False      # predict a change to the input frame instead of the frame
+    warp: bool = False          # predict a flow and a change: the input moved by the flow, then changed (implies residual)
     skip_cond: bool = False     # extra input channel holding k/max_skip
     max_skip: int = 1           # the largest skip k the network is conditioned on
     spectral_norm: bool = False # spectral norm on every conv
@@ -144,6 +145,19 @@ def pad_to_multiple(x:torch.Tensor, multiple:int) -> tuple:
     mode = 'reflect' if ph < H and pw < W else 'replicate'
     return F.pad(x, (0, pw, 0, ph), mode=mode), (H, W)
 
+# %% ../nbs/04_models.ipynb #6f42abf9
+def warp_frames(x:torch.Tensor,    # frames (B,C,H,W)
+                flow:torch.Tensor, # (B,2,H,W): where each output pixel reads from, in pixels (x, y)
+               ) -> torch.Tensor:  # (B,C,H,W)
+    "Backward-warp `x` by `flow`: out[p] = x[p + flow[p]] (bicubic, borders reflected)."
+    B, _, H, W = x.shape
+    ys, xs = torch.meshgrid(torch.arange(H, device=x.device, dtype=flow.dtype),
+                            torch.arange(W, device=x.device, dtype=flow.dtype), indexing='ij')
+    gx = (xs + flow[:, 0] + 0.5) * (2 / W) - 1                  # (B,H,W) in grid_sample's [-1,1] (align_corners=False)
+    gy = (ys + flow[:, 1] + 0.5) * (2 / H) - 1
+    return F.grid_sample(x, torch.stack([gx, gy], -1).to(x.dtype), mode='bicubic', padding_mode='reflection',
+                         align_corners=False)
+
 # %% ../nbs/04_models.ipynb #49404283
 class _Generator(nn.Module):
     "Shared generator plumbing: size padding/cropping, skip-k conditioning channel, residual output."
@@ -166,25 +180,26 @@ class _Generator(nn.Module):
         return xp, hw
 
     def _finish(self, h, x, hw):
-        h = h[..., :hw[0], :hw[1]]
-        if not self.cfg.residual: return torch.tanh(h)
-        base = x[:, :self.cfg.output_nc].clamp(-1, 1) * 0.999
-        return torch.tanh(torch.atanh(base) + h)
+        h, nc = h[..., :hw[0], :hw[1]], self.cfg.output_nc
+        if not (self.cfg.residual or self.cfg.warp): return torch.tanh(h)
+        base = x[:, :nc]
+        if self.cfg.warp: base = warp_frames(base, h[:, nc:nc + 2])
+        return torch.tanh(torch.atanh(base.clamp(-1, 1) * 0.999) + h[:, :nc])
 
     def _head(self, cin:int):
-        "Final reflect-padded 7×7 conv (tanh is applied in `_finish`); zero-initialised in residual mode."
-        return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(cin, self.cfg.output_nc, 7))
+        "Final reflect-padded 7×7 conv (tanh is applied in `_finish`); two more channels (a flow) in warp mode."
+        return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(cin, self.cfg.output_nc + 2 * int(self.cfg.warp), 7))
 
     def _init(self):
         self.apply(init_weights)
-        if self.cfg.residual: nn.init.zeros_(self.head[1].weight); nn.init.zeros_(self.head[1].bias)
+        if self.cfg.residual or self.cfg.warp: nn.init.zeros_(self.head[1].weight); nn.init.zeros_(self.head[1].bias)
         if self.cfg.spectral_norm: apply_spectral_norm(self)
 
 def _check_gen_cfg(cfg:GeneratorConfig):
     for name in ('input_nc', 'output_nc', 'ngf', 'max_skip'):
         if getattr(cfg, name) < 1: raise ConfigError(f"{name}={getattr(cfg, name)}: must be at least 1")
-    if cfg.residual and cfg.output_nc > cfg.input_nc:
-        raise ConfigError(f"residual=True needs output_nc <= input_nc, got {cfg.output_nc} > {cfg.input_nc}")
+    if (cfg.residual or cfg.warp) and cfg.output_nc > cfg.input_nc:
+        raise ConfigError(f"residual=True (or warp=True) needs output_nc <= input_nc, got {cfg.output_nc} > {cfg.input_nc}")
     if cfg.norm not in _NORMS: raise ConfigError(f"norm={cfg.norm!r}: expected one of {', '.join(_NORMS)}")
 
 # %% ../nbs/04_models.ipynb #6a5c18ef

@@ -19,9 +19,9 @@ from .video import VideoWriter, contact_sheet
 from .metrics import SourceStats, DriftMeter, summarize_drift
 
 # %% auto #0
-__all__ = ['Schedule', 'parse_schedule', 'blend_checkpoints', 'load_start', 'CollapseEvent', 'CollapseConfig', 'RolloutRun',
-           'RolloutResult', 'iter_rollout', 'rollout', 'parse_aspect', 'crop_aspect', 'upscale', 'pingpong',
-           'find_loop', 'seamless_loop', 'batch_paths', 'render_video', 'trained_size', 'rollout_parser',
+__all__ = ['Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start', 'CollapseEvent', 'CollapseConfig',
+           'RolloutRun', 'RolloutResult', 'iter_rollout', 'rollout', 'parse_aspect', 'crop_aspect', 'upscale',
+           'pingpong', 'find_loop', 'seamless_loop', 'batch_paths', 'render_video', 'trained_size', 'rollout_parser',
            'rollout_main']
 
 # %% ../nbs/10_rollout.ipynb #fe0c2773
@@ -35,19 +35,38 @@ class Schedule:
             raise ScheduleError(f"schedule {spec!r}: expected a pattern such as 'AAAB' or a callable; networks given: {_fmt(self.names)}")
         s = spec.strip()
         if ',' in s or ' ' in s: self.pattern = [t.strip() for t in s.replace(' ', ',').split(',') if t.strip()]
-        else: self.pattern = [s] if s in self.names else list(s)    # 'A2' is one network if it is a name, else letters
-        bad = list(dict.fromkeys(t for t in self.pattern if t not in self.names))
+        else: self.pattern = [s] if s in self.names else _letters(s)    # 'A2' is one network if it is a name, else letters
+        bad = list(dict.fromkeys(n for t in self.pattern for n in chain_of(t) if n not in self.names))
         if bad: raise ScheduleError(f"schedule {spec!r} names {_fmt(bad)}, not among the networks given: {_fmt(self.names)}")
 
     def __call__(self, step:int) -> str:
         "Name of the network that runs at `step` (0-based)."
         if self.pattern is not None: return self.pattern[step % len(self.pattern)]
         name = self.spec(step)
-        if name not in self.names:
+        if not all(n in self.names for n in chain_of(name)):
             raise ScheduleError(f"schedule function returned {name!r} at step {step}; networks given: {_fmt(self.names)}")
         return name
 
     def __repr__(self): return f"Schedule({''.join(self.pattern) if self.pattern and all(len(p) == 1 for p in self.pattern) else self.spec!r})"
+
+def chain_of(token:str) -> list:
+    "The networks of one schedule step, in the order they run: 'A+B' → ['A', 'B'] (B(A(x))); 'A' → ['A']."
+    return token.split('+')
+
+def _letters(s:str) -> list:
+    "'AAA[AB]' → ['A', 'A', 'A', 'A+B']: one letter per step, a bracketed group is one chained step."
+    out, group = [], None
+    for c in s:
+        if c == '[':
+            if group is not None: raise ScheduleError(f"schedule {s!r}: brackets do not nest")
+            group = []
+        elif c == ']':
+            if not group: raise ScheduleError(f"schedule {s!r}: ']' without '[' or an empty group")
+            out.append('+'.join(group)); group = None
+        elif group is not None: group.append(c)
+        else: out.append(c)
+    if group is not None: raise ScheduleError(f"schedule {s!r}: '[' is never closed")
+    return out
 
 def _fmt(names): return ', '.join(map(str, names)) if names else '(none)'
 
@@ -254,6 +273,8 @@ class RolloutRun:
         for name in dict.fromkeys(names):
             idx = [i for i, n in enumerate(names) if n == name]
             xi = x if len(idx) == len(names) else x[idx]
+            if name is None:                      # this sample's chain is shorter: it passes through
+                out[idx] = xi; continue
             inp = xi
             sd = _per_net(self.noise, name, 0.0)
             en = extra_noise if len(idx) == len(names) else extra_noise[idx]
@@ -269,6 +290,14 @@ class RolloutRun:
             if len(idx) == len(names): out = y
             else: out[idx] = y
         return out.contiguous()
+
+    def _emit(self, tokens, x, gen, extra_noise):
+        "One emitted frame: each sample's chain of networks ('A+B' is B(A(x))) applied in turn; noise reactions go to the first."
+        chains = [chain_of(t) for t in tokens]
+        for i in range(max(map(len, chains))):
+            x = self._step([c[i] if i < len(c) else None for c in chains], x, gen,
+                           extra_noise if i == 0 else torch.zeros_like(extra_noise))
+        return x
 
     def __iter__(self):
         t0 = time.perf_counter()
@@ -294,7 +323,7 @@ class RolloutRun:
                 names = [o[0] if o[1] > 0 else b for o, b in zip(override, base)]
                 for o in override: o[1] = max(0, o[1] - 1)
                 self.names.append(names[0] if names == base and len(set(names)) == 1 else names)
-                y = self._step(names, x, gen, extra)
+                y = self._emit(names, x, gen, extra)
                 extra.zero_()
                 for ev in (det(step + 1, x, y) if self.detect else ()):
                     if self.on_collapse == 'noise': extra[ev.sample] = self.ccfg.react_noise; ev.action = 'noise'
