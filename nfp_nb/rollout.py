@@ -19,10 +19,10 @@ from .video import VideoWriter, contact_sheet
 from .metrics import SourceStats, DriftMeter, summarize_drift
 
 # %% auto #0
-__all__ = ['Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start', 'CollapseEvent', 'CollapseConfig',
-           'RolloutRun', 'RolloutResult', 'iter_rollout', 'rollout', 'parse_aspect', 'crop_aspect', 'upscale',
-           'pingpong', 'find_loop', 'seamless_loop', 'batch_paths', 'render_video', 'trained_size', 'rollout_parser',
-           'rollout_main']
+__all__ = ['DEFAULT_SCHEDULE', 'Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start', 'CollapseEvent',
+           'CollapseConfig', 'RolloutRun', 'RolloutResult', 'iter_rollout', 'rollout', 'parse_aspect', 'crop_aspect',
+           'upscale', 'pingpong', 'find_loop', 'seamless_loop', 'batch_paths', 'render_video', 'trained_size',
+           'rollout_parser', 'rollout_main']
 
 # %% ../nbs/10_rollout.ipynb #fe0c2773
 class Schedule:
@@ -48,6 +48,8 @@ class Schedule:
         return name
 
     def __repr__(self): return f"Schedule({''.join(self.pattern) if self.pattern and all(len(p) == 1 for p in self.pattern) else self.spec!r})"
+
+DEFAULT_SCHEDULE = 'AAAB'   # the schedule of A+B rollouts when none is named (the CLI, the demo, the panel)
 
 def chain_of(token:str) -> list:
     "The networks of one schedule step, in the order they run: 'A+B' → ['A', 'B'] (B(A(x))); 'A' → ['A']."
@@ -599,7 +601,7 @@ def rollout_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='nfp_rollout', description='Render a feedback rollout of trained networks to mp4.')
     p.add_argument('--run', type=Path, help='run folder (holds frames/, A/, B/)')
     p.add_argument('--steps', type=int, required=True, help='rollout steps (the video has steps+1 frames)')
-    p.add_argument('--schedule', default=None, help="network per step, repeated: 'A', 'AAAB', ... (default: AAAB with B, else A)")
+    p.add_argument('--schedule', default=None, help="network per step, repeated: 'A', 'AAAB', ... (default: " + DEFAULT_SCHEDULE + " with B, else A); '[AB]': every frame B(A(x))")
     p.add_argument('--A', type=Path, help='predictor checkpoint (default: RUN/A latest)')
     p.add_argument('--B', type=Path, help='restorer checkpoint (default: RUN/B latest, if present)')
     g = p.add_mutually_exclusive_group()
@@ -647,7 +649,7 @@ def rollout_main(argv=None):
     pa = a.A or Path(a.run) / 'A'
     pb = a.B or (Path(a.run) / 'B' if a.run is not None and (Path(a.run) / 'B').is_dir() else None)
     names = ['A'] + (['B'] if pb is not None else [])
-    schedule = parse_schedule(a.schedule or ('AAAB' if pb is not None else 'A'), names)
+    schedule = parse_schedule(a.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A'), names)
     if a.on_collapse not in (None, 'noise') and a.on_collapse not in names:
         raise ScheduleError(f"--on-collapse {a.on_collapse}: expected 'noise' or a network among {_fmt(names)}")
     device = as_device(a.device)
@@ -706,7 +708,7 @@ def rollout_main(argv=None):
     if a.metrics is not None:
         ms = res['metrics']
         atomic_write_json(a.metrics, _json_clean({
-            'schedule': a.schedule or ('AAAB' if pb is not None else 'A'), 'steps': a.steps, 'nets': {k: str(v) for k, v in (('A', pa), ('B', pb)) if v},
+            'schedule': a.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A'), 'steps': a.steps, 'nets': {k: str(v) for k, v in (('A', pa), ('B', pb)) if v},
             'summary': [summarize_drift(m) for m in ms], 'per_step': ms,
             'events': [asdict(e) for e in res['events']]}))
     print(f"nfp_rollout: {res['steps']} steps at {res['fps']:.1f} frames/s → {', '.join(map(str, res['paths']))}")
