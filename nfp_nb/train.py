@@ -20,6 +20,7 @@ from .video import contact_sheet
 from .data import FrameStore, PairDataset
 from .models import build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig, EMA
 from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
+from .metrics import pair_fidelity
 from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, capture_rng_state, restore_rng_state
 
 # %% auto #0
@@ -158,6 +159,7 @@ class Trainer:
         self.ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
         self.epoch, self.batch, self.step = 0, 0, 0   # epochs done, batches done in the current epoch, steps done
         self.history, self.last_checkpoint, self._saved_step = [], None, None
+        self.fidelity = []                             # one-step fidelity records, one per sample grid
         self._pending_rng, self._stop, self._acc, self._mb, self._grid_out = None, False, {}, None, None
         self._sample_batch = None
         self.set_dataset(dataset)
@@ -282,7 +284,7 @@ def resume_state(self:Trainer) -> dict:
     "Everything besides the weights that a resumed run needs."
     st = dict(version=1, epoch=self.epoch, batch=self.batch, step=self.step, world_size=self.world,
               opt_G=self.opt_G.state_dict(), opt_D=self.opt_D.state_dict(), rng=capture_rng_state(),
-              history=[dict(h) for h in self.history], train_config=asdict(self.cfg))
+              history=[dict(h) for h in self.history], fidelity=[dict(f) for f in self.fidelity], train_config=asdict(self.cfg))
     if hasattr(self.dataset, 'state_dict'): st['dataset'] = self.dataset.state_dict()
     return st
 
@@ -294,7 +296,8 @@ def checkpoint_meta(self:Trainer) -> dict:
     info = dict(type=type(ds).__name__, len=len(ds), **({k: v for k, v in dmeta.items()} if isinstance(dmeta, dict) else {}))
     return dict(net=self.net, run=str(self.run), epoch=self.epoch, step=self.step, batch=self.batch,
                 train=asdict(self.cfg), world_size=self.world, dataset=info,
-                losses=self.history[-1] if self.history else None, **self.meta)
+                losses=self.history[-1] if self.history else None,
+                fidelity=self.fidelity[-1] if self.fidelity else None, **self.meta)
 
 @patch
 def save(self:Trainer, name:str=None) -> Path:
@@ -332,6 +335,7 @@ def resume(self:Trainer, path=None) -> Trainer:
         raise CheckpointError(f"{ck.path}: does not fit this trainer ({str(e).splitlines()[0]})") from None
     self.epoch, self.batch, self.step = st['epoch'], st['batch'], st['step']
     self.history = [dict(h) for h in st.get('history', [])]
+    self.fidelity = [dict(f) for f in st.get('fidelity', [])]
     if 'dataset' in st and hasattr(self.dataset, 'load_state_dict'): self.dataset.load_state_dict(st['dataset'])
     self._pending_rng = st['rng']
     self.last_checkpoint, self._saved_step = ck.path, self.step
@@ -342,7 +346,25 @@ def resume(self:Trainer, path=None) -> Trainer:
 def _prepare_samples(self:Trainer):
     n = len(self.dataset)
     idx = sorted(set(np.linspace(0, n - 1, min(self.cfg.n_samples, n)).round().astype(int).tolist()))
-    with preserve_rng(): self._sample_batch = default_collate([self.dataset[i] for i in idx])
+    fid = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
+    with preserve_rng():
+        self._sample_batch = default_collate([self.dataset[i] for i in idx])
+        self._fid_batch = default_collate([self.dataset[i] for i in fid])
+
+@patch
+@torch.no_grad()
+def measure_fidelity(self:Trainer) -> dict:
+    "One-step fidelity of G on 8 fixed pairs (see `nfp_nb.metrics.pair_fidelity`); appended to `fidelity`."
+    if self._sample_batch is None: self._prepare_samples()
+    b = self._fid_batch
+    G = self.ema.module if self.ema is not None else self.G
+    was = G.training; G.eval()
+    x, y = b['input'].to(self.device), b['target'].to(self.device)
+    pred = G(x, b['k'].to(self.device)) if self.skip_cond else G(x)
+    G.train(was)
+    rec = dict(step=self.step, **{k: round(v, 5) for k, v in pair_fidelity(pred, y, x).items()})
+    self.fidelity.append(rec)
+    return rec
 
 @patch
 @torch.no_grad()
@@ -364,6 +386,7 @@ def sample_grid(self:Trainer, batch:dict=None, # default: the trainer's fixed sa
 def save_samples(self:Trainer) -> Path:
     "Save (rank 0) and, in a notebook, show the current sample grid."
     if not self.is_main: return None
+    self.measure_fidelity()
     img = self.sample_grid(width=min(3 * self._sample_batch['input'].shape[-1] + 4, 768) if self._sample_batch is not None else None)
     path = self.run / self.net / 'samples' / f"{self._ckpt_name()}.png"
     path.parent.mkdir(parents=True, exist_ok=True)

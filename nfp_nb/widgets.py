@@ -676,15 +676,22 @@ class TrainingMonitor:
                 ):
         if trainer is None and run is None: raise ConfigError("give a Trainer or a run folder to monitor")
         self.trainer, self.every = trainer, every
+        self._fseen = None
         self.folder = Path(trainer.run)/trainer.net if trainer is not None else Path(run)/net
         self.plot = LivePlot(figsize=(4.2, 2.4), interactive=plot_interactive, css='nfp-losses')
         ax = self.plot.ax
         self._lines = {k: ax.plot([], [], lw=1.2, label=k)[0] for k in ('G', 'D', 'FM')}
         ax.set_xlabel('step', fontsize=7); ax.set_title('losses', fontsize=8); ax.tick_params(labelsize=6); ax.legend(fontsize=6)
+        self.fplot = LivePlot(figsize=(4.2, 2.4), interactive=plot_interactive, css='nfp-fidelity')
+        fx = self.fplot.ax
+        self._flines = {'texture': fx.plot([], [], lw=1.2, label='prediction')[0],
+                        'spread_texture': fx.plot([], [], lw=1.0, ls='--', c='grey', label='input (source spread)')[0]}
+        fx.set_xlabel('step', fontsize=7); fx.set_title('one-step texture distance to target ↓', fontsize=8)
+        fx.tick_params(labelsize=6); fx.legend(fontsize=6)
         self.image = W.Image(format='png', layout=W.Layout(width='300px'))
         self.status = W.HTML()
         for w, c in ((self.image, 'nfp-samples'), (self.status, 'nfp-monitor-status')): w.add_class(c)
-        self.widget = W.VBox([self.status, W.HBox([self.plot.widget, self.image])])
+        self.widget = W.VBox([self.status, W.HBox([self.plot.widget, self.fplot.widget, self.image])])
         self.widget.add_class('nfp-monitor')
         self._thread, self._stop, self._seen, self._sample = None, threading.Event(), -1, None
 
@@ -698,9 +705,23 @@ class TrainingMonitor:
                 if isinstance(l, dict) and 'step' in l: recs.append(l)
         return sorted(recs, key=lambda r: r['step'])
 
+    def fidelity(self) -> list:
+        "One-step fidelity records so far (`Trainer.measure_fidelity`): the trainer's, or one per checkpoint of the followed run."
+        if self.trainer is not None: return list(getattr(self.trainer, 'fidelity', []))
+        recs = [f for i in (list_checkpoints(self.folder) if self.folder.is_dir() else [])
+                for f in [(i.meta or {}).get('fidelity')] if isinstance(f, dict) and 'step' in f]
+        return sorted(recs, key=lambda r: r['step'])
+
     def update(self) -> bool:
         "Redraw if anything changed; True if it did."
         h, changed = self.history(), False
+        fh = self.fidelity()
+        if fh and (len(fh), fh[-1]['step']) != self._fseen:
+            self._fseen = (len(fh), fh[-1]['step'])
+            with self.fplot.lock:
+                for k, line in self._flines.items(): line.set_data([r['step'] for r in fh], [float(r.get(k, np.nan)) for r in fh])
+                self.fplot.ax.relim(); self.fplot.ax.autoscale_view(); self.fplot.draw()
+            changed = True
         if h and (len(h), h[-1].get('step')) != self._seen:
             self._seen = (len(h), h[-1].get('step'))
             x = [r['step'] for r in h]
