@@ -136,7 +136,7 @@ def package_defaults() -> dict:
     p = get_preset('small')
     return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
                 lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual, warp=p.generator.warp,
-                skip=list(p.skip), schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
+                skip=list(p.skip), pushforward=p.pushforward, unroll=p.unroll, schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
                 upsample=p.generator.upsample, b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init'),
                 blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'))
 
@@ -154,6 +154,8 @@ class Recipe:
     lambda_l1: float = None         # L1 weight (A and B)
     residual: bool = None           # residual output mode (A and B)
     warp: bool = None               # warp output mode (A and B)
+    pushforward: float = None       # A: share of inputs that are A's own n-step prediction
+    unroll: int = None              # A: pushforward's n in 1..unroll
     b_warp: bool = None             # B only (None: as `warp`)
     b_lambda_feat: float = None     # B only (None: as `lambda_feat`)
     b_lambda_l1: float = None       # B only (None: as `lambda_l1`)
@@ -176,7 +178,7 @@ class Recipe:
     def resolved(self) -> 'Recipe':
         d = package_defaults()
         r = dataclasses.replace(self)
-        for k in ('n', 'm', 'skip', 'warp', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
+        for k in ('n', 'm', 'skip', 'warp', 'pushforward', 'unroll', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
             if getattr(r, k) is None: setattr(r, k, d[k])
         if r.b_lambda_feat is None: r.b_lambda_feat = r.lambda_feat
         if r.b_lambda_l1 is None: r.b_lambda_l1 = r.lambda_l1
@@ -244,7 +246,8 @@ def train_a(store, r:Recipe, device, log) -> tuple:
     from nfp_nb.data import PairDataset
     from nfp_nb.checkpoint import load_generator, list_checkpoints
     key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
-                    l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'), warp=(r.warp, False))))
+                    l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'), warp=(r.warp, False),
+                                                                          pf=(r.pushforward if r.unroll else 0, 0), unroll=(r.unroll if r.pushforward else 0, 0))))
     run = store.run / f"A-{key}"
     done = run / 'done.json'
     if not done.exists():
@@ -252,10 +255,12 @@ def train_a(store, r:Recipe, device, log) -> tuple:
         p = _preset(r.residual, r.upsample, r.warp)
         torch.manual_seed(r.seed)
         G, D = build_generator(p.generator), build_discriminator(p.discriminator)
-        cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, lambda_tex=r.lambda_tex, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
+        unroll = r.unroll if r.pushforward else 0
+        cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, lambda_tex=r.lambda_tex, pushforward=r.pushforward if unroll else 0.0,
+                          unroll=unroll, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
         t0 = time.perf_counter()
         with _quiet():
-            Trainer(G, D, PairDataset(store, skip=r.skip, seed=r.seed), cfg, run, 'A', meta={'preset': 'small'},
+            Trainer(G, D, PairDataset(store, skip=r.skip, seed=r.seed, unroll=unroll), cfg, run, 'A', meta={'preset': 'small'},
                     device=device).fit()
         done.write_text(json.dumps({'seconds': time.perf_counter() - t0}))
         log(f"  trained A: {r.budget} steps in {time.perf_counter() - t0:.0f} s")
@@ -353,17 +358,34 @@ def summarize(res:dict, r:Recipe) -> dict:
             for label, d in res.items()}
 
 def verdict(summary:dict, r:Recipe, spread:dict) -> dict:
-    """The bar at the last reported step, for the default loop (A+B, default schedule):
-    (a) texture <= 0.6x A alone's; (b) texture <= 2x the source's own spread;
-    (c) motion per emitted frame 0.3-3x the source's and sharpness 0.5-2x the source's."""
+    "The bar (`nfp_nb.metrics.quality_bar`) at the last reported step, for the default loop against A alone."
+    from nfp_nb.metrics import quality_bar
     s = r.report_steps[-1]
-    a, ab = summary['A alone'], summary[f'A+B {r.schedule} (default)']
-    ratio = ab['texture'][s] / max(a['texture'][s], 1e-12)
-    vs_spread = ab['texture'][s] / max(spread['texture'], 1e-12)
-    motion, sharp = ab['motion'][s], ab['sharpness'][s]
-    ok = dict(a=bool(ratio <= 0.6), b=bool(vs_spread <= 2.0), motion=bool(0.3 <= motion <= 3.0), sharpness=bool(0.5 <= sharp <= 2.0))
-    return dict(step=s, texture_ratio=ratio, texture_vs_spread=vs_spread, spread=spread['texture'], motion=motion,
-                sharpness=sharp, checks=ok, texture_ok=ok['a'], motion_ok=ok['motion'], ok=all(ok.values()))
+    at = lambda label: {k: summary[label][k][s] for k in METRICS}
+    v = quality_bar(at(f'A+B {r.schedule} (default)'), at('A alone'), spread)
+    return dict(step=s, texture_ok=v['checks']['a'], motion_ok=v['checks']['motion'], **v)
+
+def tables_from_json(path, steps=None) -> str:
+    "Markdown for a results.json/summary.json: per source, the bar's numbers, one-step fidelity and the per-setting table."
+    d = json.loads(Path(path).read_text())
+    r = d['recipe']
+    steps = [str(s) for s in (steps or r['report_steps'])]
+    head = ['source', 'setting'] + [f'{k} @{s}' for k in METRICS for s in steps]
+    out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 2 + '---:|' * (len(head) - 2)]
+    bar = ['| source | (a) texture / A alone | (b) texture / spread | (c) motion | (c) sharpness | bar | '
+           'one step: A texture (spread) | B(A) texture | A alone texture |', '|---|---:|---:|---:|---:|---|---:|---:|---:|']
+    for name, rep in d['sources'].items():
+        for label, m in rep['summary'].items():
+            out.append('| ' + ' | '.join([name, label] + [f"{m[k][s]:.3f}" for k in METRICS for s in steps]) + ' |')
+        v, f = rep['verdict'], rep.get('one_step', {})
+        c = v.get('checks', {})
+        mark = lambda k, x: f"{x:.2f}" + ('' if c.get(k, True) else ' ✗')
+        fa, fb, fo = f.get('A+B', {}).get('A', {}), f.get('A+B', {}).get('B', {}), f.get('A_alone', {})
+        bar.append(f"| {name} | {mark('a', v['texture_ratio'])} | {mark('b', v.get('texture_vs_spread', float('nan')))} | "
+                   f"{mark('motion', v['motion'])} | {mark('sharpness', v.get('sharpness', float('nan')))} | "
+                   f"{'holds' if v['ok'] else 'missed'} | {fa.get('texture', float('nan')):.3f} ({fa.get('spread_texture', float('nan')):.3f}) | "
+                   f"{fb.get('texture', float('nan')):.3f} | {fo.get('texture', float('nan')):.3f} |")
+    return '\n'.join(bar) + '\n\n' + '\n'.join(out)
 
 def markdown_table(name:str, summary:dict, r:Recipe) -> str:
     "One markdown table for a source: a row per setting, texture | sharpness | motion at each reported step."
@@ -432,6 +454,7 @@ def parse_args(argv=None):
     g.add_argument('--b-init'); g.add_argument('--upsample'); g.add_argument('--b-upsample')
     g.add_argument('--lambda-tex', type=float); g.add_argument('--b-lambda-tex', type=float)
     g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
+    g.add_argument('--pushforward', type=float); g.add_argument('--unroll', type=int)
     g.add_argument('--warp', type=int, choices=[0, 1]); g.add_argument('--b-warp', type=int, choices=[0, 1])
     g.add_argument('--schedule'); g.add_argument('--others', help="the other schedules, comma-separated ('none': only the default)")
     g.add_argument('--blend', type=float); g.add_argument('--noise', type=float)
@@ -441,7 +464,7 @@ def parse_args(argv=None):
 def recipe_from_args(a) -> Recipe:
     r = Recipe()
     if a.quick: r = dataclasses.replace(r, size=64, frames=40, budget=24, rollout_steps=60, report_steps=(10, 30, 60), window=8)
-    for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'n', 'm', 'lambda_feat', 'lambda_l1',
+    for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'pushforward', 'unroll', 'n', 'm', 'lambda_feat', 'lambda_l1',
               'b_lambda_feat', 'b_lambda_l1', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample', 'schedule', 'blend', 'noise', 'seed', 'starts'):
         v = getattr(a, k)
         if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)
@@ -509,8 +532,12 @@ def main(argv=None) -> int:
                                           for k in METRICS} for l, d in res.items()})
     ok = all(rep['verdict']['ok'] for rep in report.values())
     secs = time.perf_counter() - t_all
-    (res_dir / 'results.json').write_text(json.dumps(dict(recipe=asdict(r), sources=report, ok=ok, seconds=secs,
-                                                          threads=torch.get_num_threads()), indent=1, default=str))
+    full = dict(recipe=asdict(r), sources=report, ok=ok, seconds=secs, threads=torch.get_num_threads(),
+                cpu=torch.backends.cpu.get_cpu_capability())
+    (res_dir / 'results.json').write_text(json.dumps(full, indent=1, default=str))
+    # the same without the per-step curves: small enough to keep beside the docs (`tables_from_json` reads either)
+    small = dict(full, sources={n: {k: v for k, v in rep.items() if k != 'per_step'} for n, rep in report.items()})
+    (res_dir / 'summary.json').write_text(json.dumps(small, indent=1, default=str))
     (res_dir / 'table.md').write_text('\n\n'.join(tables) + '\n')
     log(f"\nthe bar {'HOLDS' if ok else 'does NOT hold'} on {'every source' if ok else 'every source: see above'} "
         f"({secs / 60:.1f} min); results in {res_dir}")

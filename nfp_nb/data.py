@@ -218,8 +218,9 @@ class PairDataset(Dataset):
                  skip=(1, 1),              # K or (lo, hi): range of the frame skip k
                  crop=None,                # None: whole frames; int or (h, w): random crops
                  flip=False,               # False, True/'h' (horizontal), or 'hv'
-                 seed:int=0):              # base seed of every random choice
-        self.store, self.seed, self.epoch = store, seed, 0
+                 seed:int=0,               # base seed of every random choice
+                 unroll:int=0):            # also give 'prev', frame t−n·k with n in 1..unroll (the trainer's pushforward)
+        self.store, self.seed, self.epoch, self.unroll = store, seed, 0, int(unroll)
         self.skip = _skip_range(skip)
         K = self.skip[1]
         if len(store) < K + 1:
@@ -244,7 +245,8 @@ class PairDataset(Dataset):
         H, W = self.store.frames.shape[1:3]; ch, cw = self.crop or (H, W)
         y, x = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
         fh, fv = rng.random(2) < 0.5
-        return dict(k=k, y=y, x=x, h=ch, w=cw, fh=bool(fh and 'h' in self.flip), fv=bool(fv and 'v' in self.flip))
+        n = min(int(rng.integers(1, self.unroll + 1)), i // k) if self.unroll else 0   # drawn last: earlier draws unchanged
+        return dict(k=k, y=y, x=x, h=ch, w=cw, fh=bool(fh and 'h' in self.flip), fv=bool(fv and 'v' in self.flip), n=n)
 
     def __getitem__(self, i:int) -> dict:
         if not 0 <= i < len(self): raise IndexError(i)
@@ -254,7 +256,9 @@ class PairDataset(Dataset):
             if d['fh']: f = f[:, ::-1]
             if d['fv']: f = f[::-1]
             return _as_float(f)
-        return {'input': get(i), 'target': get(i + d['k']), 'k': d['k'], 't': i}
+        item = {'input': get(i), 'target': get(i + d['k']), 'k': d['k'], 't': i}
+        if self.unroll: item.update(prev=get(i - d['n'] * d['k']), n=d['n'])
+        return item
 
 # %% ../nbs/03_data.ipynb #bf40728e
 def make_loader(ds:Dataset,            # e.g. a `PairDataset`

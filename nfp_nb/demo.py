@@ -14,7 +14,7 @@ from .data import FrameStore
 from .models import get_preset
 from .checkpoint import load_generator, load_checkpoint
 from .train import train_main
-from .metrics import SourceStats, summarize_drift, plot_drift
+from .metrics import SourceStats, summarize_drift, plot_drift, source_spread, quality_bar, one_step_fidelity
 from .rollout import render_video, DEFAULT_SCHEDULE
 
 # %% auto #0
@@ -94,13 +94,22 @@ def run_demo(out='nfp_demo',        # output folder (created)
     with atomic_path(out/'drift.png') as tmp: fig.savefig(tmp, format='png', dpi=90, bbox_inches='tight')
     import matplotlib.pyplot as plt; plt.close(fig)
     ta, tb = summary['A']['drift_last_quarter']['texture'], summary['AB']['drift_last_quarter']['texture']
+    spread = source_spread(store)
+    bar = quality_bar(summary['AB']['drift_last_quarter'], summary['A']['drift_last_quarter'], spread)
+    one_step = one_step_fidelity(nets['A'], store, B=nets['B'])
     summary.update(source=str(video or 'built-in sample video'), frames=len(store), size=list(store.size),
                    plan=asdict(plan), seed=seed, start=start, drift_plot=str(out/'drift.png'),
                    texture_ratio_AB_over_A=tb / ta if ta > 0 else float('nan'),
+                   source_spread=spread, bar=bar, one_step=one_step,
                    seconds=round(time.time() - t0, 1))
     atomic_write_json(out/'summary.json', summary)
-    say(f"done: A+B texture distance is {summary['texture_ratio_AB_over_A']:.2f}× A alone's "
-        f"(lower keeps more of the source); outputs in {out}")
+    ok = lambda c: 'ok' if bar['checks'][c] else 'missed'
+    say(f"one step: A(x_t) texture distance {one_step['A']['texture']:.3f} to the real next frame "
+        f"(the source's own frame-to-frame spread: {one_step['A']['spread_texture']:.3f})")
+    say(f"the bar, last quarter of the A+B loop: (a) texture {bar['texture_ratio']:.2f}× A alone's (≤ 0.6: {ok('a')}); "
+        f"(b) {bar['texture_vs_spread']:.2f}× the source's spread (≤ 2: {ok('b')}); motion {bar['motion']:.2f}× "
+        f"(0.3–3: {ok('motion')}), sharpness {bar['sharpness']:.2f}× (0.5–2: {ok('sharpness')})")
+    say(f"done: outputs in {out}")
     return summary
 
 # %% ../nbs/12_demo.ipynb #20b503be

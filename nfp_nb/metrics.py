@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from .core import ConfigError
 
 # %% auto #0
-__all__ = ['SCALES', 'THUMB', 'filter_responses', 'texture_grams', 'SourceStats', 'DriftMeter', 'drift_metrics',
-           'summarize_drift', 'frame_distances', 'pair_fidelity', 'one_step_fidelity', 'source_spread', 'plot_drift']
+__all__ = ['SCALES', 'THUMB', 'BARS', 'filter_responses', 'texture_grams', 'SourceStats', 'DriftMeter', 'drift_metrics',
+           'summarize_drift', 'frame_distances', 'pair_fidelity', 'one_step_fidelity', 'source_spread', 'quality_bar',
+           'plot_drift']
 
 # %% ../nbs/09_metrics.ipynb #2f8724e0
 def _filter_bank() -> torch.Tensor:
@@ -238,6 +239,23 @@ def source_spread(source,          # `FrameStore` or uint8 frames (T,H,W,3)
     if h < 1: raise ConfigError("source_spread needs at least 2 frames")
     m = drift_metrics(fr[h:], SourceStats.from_source(fr[:h], max_frames=max_frames))
     return {k: float(np.nanmean(m[k])) for k in ('texture', 'sharpness', 'colour')}
+
+# %% ../nbs/09_metrics.ipynb #d430d92a
+BARS = dict(a=0.6, b=2.0, motion=(0.3, 3.0), sharpness=(0.5, 2.0))
+
+def quality_bar(loop:dict,    # the loop's summary: 'texture', 'motion', 'sharpness' (e.g. `summarize_drift`)
+                alone:dict,   # the same summary of A alone's loop (same training budget)
+                spread:dict,  # `source_spread` of the source
+               ) -> dict:     # the ratios, one ok per check, and 'ok' for all of them
+    """The project's bar for a loop: (a) texture at most 0.6× A alone's (B's contribution); (b) texture at most
+    2× the source's own spread (what the user sees); (c) motion 0.3–3× and sharpness 0.5–2× the source's."""
+    ratio = loop['texture'] / max(alone['texture'], 1e-12)
+    vs = loop['texture'] / max(spread['texture'], 1e-12)
+    checks = dict(a=bool(ratio <= BARS['a']), b=bool(vs <= BARS['b']),
+                  motion=bool(BARS['motion'][0] <= loop['motion'] <= BARS['motion'][1]),
+                  sharpness=bool(BARS['sharpness'][0] <= loop['sharpness'] <= BARS['sharpness'][1]))
+    return dict(texture_ratio=ratio, texture_vs_spread=vs, spread=spread['texture'], motion=loop['motion'],
+                sharpness=loop['sharpness'], checks=checks, ok=all(checks.values()))
 
 # %% ../nbs/09_metrics.ipynb #9fc67a20
 def _trailing_mean(v:np.ndarray, n:int) -> np.ndarray:

@@ -392,6 +392,8 @@ class Preset:
     lambda_l1: float = 0.0      # L1 reconstruction weight
     lambda_tex: float = 10.0    # texture (Gram) loss weight, random filters (nfp_nb.losses.TextureLoss)
     lambda_vgg: float = 0.0     # perceptual loss weight (needs VGG19 weights)
+    pushforward: float = 0.0    # A: share of inputs that are its own prediction (`TrainConfig.pushforward`)
+    unroll: int = 0             # A: pushforward runs 1..unroll steps
     description: str = ''
 
 _PRESETS = {

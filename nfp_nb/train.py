@@ -58,6 +58,8 @@ class TrainConfig:
     num_workers: int = 0            # DataLoader worker processes
     niter_fix_global: int = 0       # LocalEnhancer: epochs during which the global part stays frozen
     log_every: int = 0              # one loss point every N steps (0: about 4 per epoch, at most every 50)
+    pushforward: float = 0.0        # share of inputs replaced by G's own n-step prediction from `prev` (needs `unroll`)
+    unroll: int = 0                 # pushforward: n in 1..unroll steps of G, no gradient (0: off)
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -69,8 +71,10 @@ class TrainConfig:
         if self.amp not in ('auto', 'bf16', 'off'): raise bad(f"amp={self.amp!r}: expected 'auto', 'bf16' or 'off'")
         if self.decay_unit not in ('auto', 'epoch', 'step'): raise bad(f"decay_unit={self.decay_unit!r}: expected 'auto', 'epoch' or 'step'")
         if not 0 <= self.ema < 1: raise bad(f"ema={self.ema}: must be in [0, 1)")
+        if not 0 <= self.pushforward <= 1: raise bad(f"pushforward={self.pushforward}: must be in [0, 1]")
+        if self.pushforward and not self.unroll: raise bad("pushforward needs unroll >= 1 (how many steps of G to run)")
         for k in ('save_every', 'save_every_steps', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every',
-                  'lambda_feat', 'lambda_l1', 'lambda_tex'):
+                  'lambda_feat', 'lambda_l1', 'lambda_tex', 'unroll'):
             if getattr(self, k) < 0: raise bad(f"{k}={getattr(self, k)}: must not be negative")
 
 # %% ../nbs/07_train.ipynb #e9f1500b
@@ -253,6 +257,7 @@ def train_step(self:Trainer, batch:dict) -> dict|None:
     "One pix2pixHD step on `batch`: update G and D once; the losses as floats (None if a stop was requested)."
     x, y = self._to_device(batch['input']), self._to_device(batch['target'])
     k = batch['k'].to(self.device) if self.skip_cond else None
+    if self.cfg.pushforward and 'prev' in batch: x = self._pushforward(batch, x, k)
     loss_G, loss_D, parts = self._losses(x, y, k)
     names = ['G', 'D'] + list(parts)
     stats = torch.stack([loss_G.detach(), loss_D.detach()] + [v.detach() for v in parts.values()]
@@ -273,6 +278,20 @@ def train_step(self:Trainer, batch:dict) -> dict|None:
     if self.ema is not None: self.ema.update(self.G)
     self.step += 1; self.batch += 1
     return dict(zip(names, vals[:-1]), lr=lr)
+
+# %% ../nbs/07_train.ipynb #a320737c
+@patch
+@torch.no_grad()
+def _pushforward(self:Trainer, batch:dict, x:torch.Tensor, k) -> torch.Tensor:
+    "Inputs of the step: for a `pushforward` share of the pairs, G's own n-step prediction from `prev` (no gradient)."
+    n = batch['n'].to(self.device)
+    use = (torch.rand(len(n), device=self.device) < self.cfg.pushforward) & (n > 0)
+    if not bool(use.any()): return x
+    y = self._to_device(batch['prev'])
+    for i in range(int(n[use].max())):
+        with self._autocast(): p = self.G(y, k) if self.skip_cond else self.G(y)
+        y = torch.where((use & (n > i))[:, None, None, None], p.to(y.dtype), y)
+    return torch.where(use[:, None, None, None], y, x)
 
 # %% ../nbs/07_train.ipynb #68b93355
 @patch
@@ -553,7 +572,8 @@ def pair_data(store, args, device=None) -> TrainData:
     "Network A's data: pairs (frame t → frame t+k), k drawn from `--skip MIN MAX`."
     lo, hi = args.skip
     if not 1 <= lo <= hi: raise ConfigError(f"--skip {lo} {hi}: need 1 <= MIN <= MAX")
-    return TrainData(PairDataset(store, skip=(lo, hi), seed=args.seed), meta={'skip': [lo, hi]})
+    unroll = getattr(args, 'unroll', None) or 0
+    return TrainData(PairDataset(store, skip=(lo, hi), seed=args.seed, unroll=unroll), meta={'skip': [lo, hi]})
 
 # %% ../nbs/07_train.ipynb #67a5a087
 def train_parser() -> argparse.ArgumentParser:
@@ -568,6 +588,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, help="pairs per step and process (default: the preset's)")
     p.add_argument('--lr', type=float, help="Adam learning rate (default: the preset's, 2e-4)")
     p.add_argument('--lambda-tex', type=float, help="texture (Gram) loss weight (default: the preset's, 10; 0: off)")
+    p.add_argument('--pushforward', type=float, help="A: share of inputs that are A's own prediction from an earlier frame (default: the preset's)")
+    p.add_argument('--unroll', type=int, help="A: pushforward runs A 1..N times (default: the preset's)")
     p.add_argument('--skip', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="A: predict t+k, k in MIN..MAX (default: the preset's)")
     p.add_argument('--resume', action='store_true', help="continue from RUN/NET/latest")
     p.add_argument('--amp', default=None, choices=['auto', 'bf16', 'off'], help="bf16 autocast (auto: where native)")
@@ -595,7 +617,8 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/07_train.ipynb #e3ff0b3c
-_ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='lr', lambda_tex='lambda_tex', amp='amp', ema='ema', seed='seed',
+_ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='lr', lambda_tex='lambda_tex',
+                   pushforward='pushforward', unroll='unroll', amp='amp', ema='ema', seed='seed',
                    save_every='save_every', save_every_steps='save_every_steps', sample_every='sample_every',
                    workers='num_workers', channels_last='channels_last')
 
@@ -604,7 +627,8 @@ def train_config_from_args(args, preset=None, saved:dict=None) -> TrainConfig:
     kw = {}
     if preset is not None:
         kw.update(batch_size=preset.batch_size, lr=preset.lr, gan_mode=preset.gan_mode,
-                  lambda_feat=preset.lambda_feat, lambda_l1=preset.lambda_l1, lambda_tex=preset.lambda_tex)
+                  lambda_feat=preset.lambda_feat, lambda_l1=preset.lambda_l1, lambda_tex=preset.lambda_tex,
+                  pushforward=preset.pushforward, unroll=preset.unroll)
     if saved:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         kw.update({k: v for k, v in saved.items() if k in names})
@@ -656,6 +680,7 @@ def train_main(argv:list=None # arguments (default: sys.argv[1:])
         cfg = train_config_from_args(args, preset, (saved or {}).get('train'))
         args.seed = cfg.seed                      # resolved, for the dataset builder
         if args.skip is None: args.skip = list((saved or {}).get('skip') or preset.skip)
+        args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
         seed_everything(cfg.seed)
         store = _load_store(args, preset, rank, world)
         data = build_dataset(store, net, args, device)
