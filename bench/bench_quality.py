@@ -136,7 +136,7 @@ def package_defaults() -> dict:
     p = get_preset('small')
     return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
                 lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual, warp=p.generator.warp,
-                skip=list(p.skip), pushforward=p.pushforward, unroll=p.unroll, schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
+                skip=list(p.skip), pushforward=p.pushforward, unroll=p.unroll, input_noise=p.input_noise, schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
                 upsample=p.generator.upsample, b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init'),
                 blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'))
 
@@ -156,6 +156,7 @@ class Recipe:
     warp: bool = None               # warp output mode (A and B)
     pushforward: float = None       # A: share of inputs that are A's own n-step prediction
     unroll: int = None              # A: pushforward's n in 1..unroll
+    input_noise: float = None       # A: noise augmentation of its inputs (max std)
     b_warp: bool = None             # B only (None: as `warp`)
     b_lambda_feat: float = None     # B only (None: as `lambda_feat`)
     b_lambda_l1: float = None       # B only (None: as `lambda_l1`)
@@ -178,7 +179,7 @@ class Recipe:
     def resolved(self) -> 'Recipe':
         d = package_defaults()
         r = dataclasses.replace(self)
-        for k in ('n', 'm', 'skip', 'warp', 'pushforward', 'unroll', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
+        for k in ('n', 'm', 'skip', 'warp', 'pushforward', 'unroll', 'input_noise', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
             if getattr(r, k) is None: setattr(r, k, d[k])
         if r.b_lambda_feat is None: r.b_lambda_feat = r.lambda_feat
         if r.b_lambda_l1 is None: r.b_lambda_l1 = r.lambda_l1
@@ -247,7 +248,7 @@ def train_a(store, r:Recipe, device, log) -> tuple:
     from nfp_nb.checkpoint import load_generator, list_checkpoints
     key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
                     l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'), warp=(r.warp, False),
-                                                                          pf=(r.pushforward if r.unroll else 0, 0), unroll=(r.unroll if r.pushforward else 0, 0))))
+                                                                          pf=(r.pushforward if r.unroll else 0, 0), unroll=(r.unroll if r.pushforward else 0, 0), noise=(r.input_noise, 0))))
     run = store.run / f"A-{key}"
     done = run / 'done.json'
     if not done.exists():
@@ -257,7 +258,7 @@ def train_a(store, r:Recipe, device, log) -> tuple:
         G, D = build_generator(p.generator), build_discriminator(p.discriminator)
         unroll = r.unroll if r.pushforward else 0
         cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, lambda_tex=r.lambda_tex, pushforward=r.pushforward if unroll else 0.0,
-                          unroll=unroll, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
+                          unroll=unroll, input_noise=r.input_noise, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
         t0 = time.perf_counter()
         with _quiet():
             Trainer(G, D, PairDataset(store, skip=r.skip, seed=r.seed, unroll=unroll), cfg, run, 'A', meta={'preset': 'small'},
@@ -454,7 +455,7 @@ def parse_args(argv=None):
     g.add_argument('--b-init'); g.add_argument('--upsample'); g.add_argument('--b-upsample')
     g.add_argument('--lambda-tex', type=float); g.add_argument('--b-lambda-tex', type=float)
     g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
-    g.add_argument('--pushforward', type=float); g.add_argument('--unroll', type=int)
+    g.add_argument('--pushforward', type=float); g.add_argument('--unroll', type=int); g.add_argument('--input-noise', type=float)
     g.add_argument('--warp', type=int, choices=[0, 1]); g.add_argument('--b-warp', type=int, choices=[0, 1])
     g.add_argument('--schedule'); g.add_argument('--others', help="the other schedules, comma-separated ('none': only the default)")
     g.add_argument('--blend', type=float); g.add_argument('--noise', type=float)
@@ -464,7 +465,7 @@ def parse_args(argv=None):
 def recipe_from_args(a) -> Recipe:
     r = Recipe()
     if a.quick: r = dataclasses.replace(r, size=64, frames=40, budget=24, rollout_steps=60, report_steps=(10, 30, 60), window=8)
-    for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'pushforward', 'unroll', 'n', 'm', 'lambda_feat', 'lambda_l1',
+    for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'pushforward', 'unroll', 'input_noise', 'n', 'm', 'lambda_feat', 'lambda_l1',
               'b_lambda_feat', 'b_lambda_l1', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample', 'schedule', 'blend', 'noise', 'seed', 'starts'):
         v = getattr(a, k)
         if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)

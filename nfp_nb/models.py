@@ -394,6 +394,7 @@ class Preset:
     lambda_vgg: float = 0.0     # perceptual loss weight (needs VGG19 weights)
     pushforward: float = 0.0    # A: share of inputs that are its own prediction (`TrainConfig.pushforward`)
     unroll: int = 0             # A: pushforward runs 1..unroll steps
+    input_noise: float = 0.0    # noise augmentation of G's inputs (`TrainConfig.input_noise`)
     description: str = ''
 
 _PRESETS = {

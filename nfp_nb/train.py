@@ -60,6 +60,7 @@ class TrainConfig:
     log_every: int = 0              # one loss point every N steps (0: about 4 per epoch, at most every 50)
     pushforward: float = 0.0        # share of inputs replaced by G's own n-step prediction from `prev` (needs `unroll`)
     unroll: int = 0                 # pushforward: n in 1..unroll steps of G, no gradient (0: off)
+    input_noise: float = 0.0        # Gaussian noise on G's inputs, std drawn per pair from U(0, input_noise) ([-1,1] units)
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -72,6 +73,7 @@ class TrainConfig:
         if self.decay_unit not in ('auto', 'epoch', 'step'): raise bad(f"decay_unit={self.decay_unit!r}: expected 'auto', 'epoch' or 'step'")
         if not 0 <= self.ema < 1: raise bad(f"ema={self.ema}: must be in [0, 1)")
         if not 0 <= self.pushforward <= 1: raise bad(f"pushforward={self.pushforward}: must be in [0, 1]")
+        if self.input_noise < 0: raise bad(f"input_noise={self.input_noise}: must not be negative")
         if self.pushforward and not self.unroll: raise bad("pushforward needs unroll >= 1 (how many steps of G to run)")
         for k in ('save_every', 'save_every_steps', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every',
                   'lambda_feat', 'lambda_l1', 'lambda_tex', 'unroll'):
@@ -258,6 +260,9 @@ def train_step(self:Trainer, batch:dict) -> dict|None:
     x, y = self._to_device(batch['input']), self._to_device(batch['target'])
     k = batch['k'].to(self.device) if self.skip_cond else None
     if self.cfg.pushforward and 'prev' in batch: x = self._pushforward(batch, x, k)
+    if self.cfg.input_noise:                           # noise augmentation: a loop's inputs are never clean either
+        sd = torch.rand(len(x), 1, 1, 1, device=x.device) * self.cfg.input_noise
+        x = (x + sd * torch.randn_like(x)).clamp(-1, 1)
     loss_G, loss_D, parts = self._losses(x, y, k)
     names = ['G', 'D'] + list(parts)
     stats = torch.stack([loss_G.detach(), loss_D.detach()] + [v.detach() for v in parts.values()]
@@ -590,6 +595,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--lambda-tex', type=float, help="texture (Gram) loss weight (default: the preset's, 10; 0: off)")
     p.add_argument('--pushforward', type=float, help="A: share of inputs that are A's own prediction from an earlier frame (default: the preset's)")
     p.add_argument('--unroll', type=int, help="A: pushforward runs A 1..N times (default: the preset's)")
+    p.add_argument('--input-noise', type=float, help="noise on G's inputs, std up to this ([-1,1] units; default: the preset's)")
     p.add_argument('--skip', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="A: predict t+k, k in MIN..MAX (default: the preset's)")
     p.add_argument('--resume', action='store_true', help="continue from RUN/NET/latest")
     p.add_argument('--amp', default=None, choices=['auto', 'bf16', 'off'], help="bf16 autocast (auto: where native)")
@@ -618,7 +624,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/07_train.ipynb #e3ff0b3c
 _ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='lr', lambda_tex='lambda_tex',
-                   pushforward='pushforward', unroll='unroll', amp='amp', ema='ema', seed='seed',
+                   pushforward='pushforward', unroll='unroll', input_noise='input_noise', amp='amp', ema='ema', seed='seed',
                    save_every='save_every', save_every_steps='save_every_steps', sample_every='sample_every',
                    workers='num_workers', channels_last='channels_last')
 
@@ -628,7 +634,7 @@ def train_config_from_args(args, preset=None, saved:dict=None) -> TrainConfig:
     if preset is not None:
         kw.update(batch_size=preset.batch_size, lr=preset.lr, gan_mode=preset.gan_mode,
                   lambda_feat=preset.lambda_feat, lambda_l1=preset.lambda_l1, lambda_tex=preset.lambda_tex,
-                  pushforward=preset.pushforward, unroll=preset.unroll)
+                  pushforward=preset.pushforward, unroll=preset.unroll, input_noise=preset.input_noise)
     if saved:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         kw.update({k: v for k, v in saved.items() if k in names})

@@ -15,7 +15,10 @@ def test_demo_writes_every_output(tmp_path):
         assert (out/name).stat().st_size > 0, name
     assert probe_video(out/'rollout_AB.mp4').n_frames == 13        # the start frame + 12 steps
     summary = json.loads((out/'summary.json').read_text())
-    assert summary['AB']['schedule'] == 'AAAB' and 0 <= summary['A']['drift_last_quarter']['texture'] <= 1.5
+    assert summary['AB']['schedule'] == plan.schedule and 0 <= summary['A']['drift_last_quarter']['texture'] <= 1.5
+    # the bar (a)-(c) and the one-step fidelity are in the summary, with the source's spread they are judged against
+    assert set(summary['bar']['checks']) == {'a', 'b', 'motion', 'sharpness'} and summary['bar']['spread'] > 0
+    assert summary['one_step']['A']['texture'] >= 0 and 'spread_texture' in summary['one_step']['B']
     assert summary == json.loads(json.dumps(s, default=str))
     # a second run reuses the trained networks instead of training again
     s2 = run_demo(tmp_path/'out', plan=plan, preset='tiny', quiet=True)

@@ -58,12 +58,13 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path):
     store = prep(tmp_path/'r')
     a = toy(tmp_path/'a', store, epochs=1).fit()
     b = toy(tmp_path/'b', store, epochs=1)
+    b._prepare_samples()                        # the fixed sample and fidelity pairs, fetched before counting
     calls = {'n': 0}
     base = b.dataset.__class__.__getitem__
     class Interrupting(b.dataset.__class__):
         def __getitem__(self, i):
             calls['n'] += 1
-            if calls['n'] == 8: os.kill(os.getpid(), signal.SIGINT)    # 3 sample pairs, 2 batches, then the 3rd batch
+            if calls['n'] == 5: os.kill(os.getpid(), signal.SIGINT)    # 2 batches of 2, then the 3rd batch
             return base(self, i)
     b.dataset.__class__ = Interrupting
     with pytest.raises(KeyboardInterrupt): b.fit()
