@@ -13,7 +13,7 @@ from .video import contact_sheet
 from .data import FrameStore
 from .models import get_preset
 from .checkpoint import load_generator, load_checkpoint
-from .train import train_main
+from .train import run_training
 from .metrics import SourceStats, summarize_drift, plot_drift, source_spread, quality_bar, one_step_fidelity
 from .rollout import render_video, DEFAULT_SCHEDULE
 
@@ -74,7 +74,7 @@ def run_demo(out='nfp_demo',        # output folder (created)
             say(f"{net} already trained, reusing {run/net}")
             continue
         say(f"training {net} for {steps} steps")
-        train_main(['--net', net, '--steps', str(steps), *common, *extra] + (['--resume'] if (run/net/'latest').exists() else []))
+        run_training(['--net', net, '--steps', str(steps), *common, *extra] + (['--resume'] if (run/net/'latest').exists() else []))
     nets = {'A': load_generator(run/'A'), 'B': load_generator(run/'B')}
     stats = SourceStats.from_source(store)
     start = len(store) // 3 if start is None else start

@@ -26,7 +26,7 @@ from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, captu
 # %% auto #0
 __all__ = ['DATASET_BUILDERS', 'TrainConfig', 'lr_factor', 'ResumableSampler', 'preserve_rng', 'dist_env', 'init_distributed',
            'Trainer', 'TrainData', 'register_dataset_builder', 'build_dataset', 'pair_data', 'train_parser',
-           'train_config_from_args', 'train_main']
+           'train_config_from_args', 'run_training', 'train_main']
 
 # %% ../nbs/07_train.ipynb #793907f7
 @dataclass
@@ -671,10 +671,9 @@ def _saved_run(run:Path, net:str) -> dict|None:
     try: return load_checkpoint(run / net / 'latest').meta
     except CheckpointError: return None
 
-@cli_guard
-def train_main(argv:list=None # arguments (default: sys.argv[1:])
-              ):
-    "Console script `nfp_train`: train network A (or B) on the frames of a run folder."
+def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
+                ) -> Trainer:
+    "Train as `nfp_train` does, from Python: errors stay catchable `NFPError`s (the console script turns them into exit 2)."
     args = train_parser().parse_args(argv)
     run, net = Path(args.run), args.net
     rank, world, _ = dist_env()
@@ -703,6 +702,12 @@ def train_main(argv:list=None # arguments (default: sys.argv[1:])
         return trainer
     finally:
         if world > 1 and dist.is_initialized(): dist.destroy_process_group()
+
+@cli_guard
+def train_main(argv:list=None # arguments (default: sys.argv[1:])
+              ):
+    "Console script `nfp_train`: train network A (or B) on the frames of a run folder."
+    return run_training(argv)
 
 # %% ../nbs/07_train.ipynb #a54c548a
 #| eval: false

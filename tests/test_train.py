@@ -189,3 +189,12 @@ def test_b_defaults_to_its_predictors_preset(tmp_path):
     assert cli('--run', run, '--net', 'A', '--steps', '2', *TINY)[0] in (0, None)
     code, tr = cli('--run', run, '--net', 'B', '--steps', '1', '--n', '1', '2', '--m', '1', '2', *[a for a in TINY if a not in ('--preset', 'tiny')])
     assert load_checkpoint(run/'B'/'latest').meta['preset'] == 'tiny'
+
+def test_run_training_raises_catchable_errors(tmp_path, capsys):
+    "From Python, `run_training` raises `NFPError`; only the console script turns it into one line and exit 2."
+    from nfp_nb.train import run_training
+    from nfp_nb.core import NFPError
+    prep(tmp_path/'run')
+    with pytest.raises(NFPError, match='--net C'): run_training(['--run', str(tmp_path/'run'), '--net', 'C'])
+    with pytest.raises(SystemExit) as e: train_mod.train_main(['--run', str(tmp_path/'run'), '--net', 'C'])
+    assert e.value.code == 2 and capsys.readouterr().err.count('\n') == 1
