@@ -79,12 +79,12 @@ def parse_schedule(schedule,  # pattern string ('AAAB', 'A', 'pred,fix') or call
     return schedule if isinstance(schedule, Schedule) else Schedule(schedule, list(nets))
 
 # %% ../nbs/10_rollout.ipynb #d4b1669f
-def _load_net(net, device='cpu'):
-    "`net` itself if it is a module, else the generator loaded from the checkpoint path `net`."
+def _load_net(net, device='cpu', ema:bool=False):
+    "`net` itself if it is a module, else the generator loaded from the checkpoint path `net` (its EMA weights if `ema`)."
     if isinstance(net, nn.Module): return net
     if isinstance(net, (str, Path)):
         from nfp_nb.checkpoint import load_generator    # imported late: rollouts of plain modules need no checkpoint module
-        return load_generator(net, device=device)
+        return load_generator(net, device=device, ema=ema)
     if callable(net): return net
     raise ConfigError(f"expected a network (nn.Module) or a checkpoint path, got {type(net).__name__}")
 
@@ -619,6 +619,7 @@ def rollout_parser() -> argparse.ArgumentParser:
     p.add_argument('--inject', type=float, default=0.0, help='per-step input noise std ([-1,1] units)')
     p.add_argument('--blend', type=float, default=1.0, help="mix of B's output with its input (1 = B's output)")
     p.add_argument('--on-collapse', default=None, help="react to a frozen loop/limit cycle: 'noise' or 'B'")
+    p.add_argument('--ema', action='store_true', help='use the EMA weights of checkpoints trained with --ema')
     p.add_argument('--device', default=None)
     p.add_argument('--out', type=Path, required=True, help='output .mp4')
     p.add_argument('--frames-dir', type=Path, help='also write every frame as PNG here')
@@ -653,8 +654,8 @@ def rollout_main(argv=None):
     if a.on_collapse not in (None, 'noise') and a.on_collapse not in names:
         raise ScheduleError(f"--on-collapse {a.on_collapse}: expected 'noise' or a network among {_fmt(names)}")
     device = as_device(a.device)
-    nets = {'A': _load_net(pa, device)}
-    if pb is not None: nets['B'] = _load_net(pb, device)
+    nets = {'A': _load_net(pa, device, a.ema)}
+    if pb is not None: nets['B'] = _load_net(pb, device, a.ema)
     store = _load_store(a.run)
     # the start frame(s)
     if a.image is not None: start = a.image

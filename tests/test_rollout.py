@@ -233,3 +233,11 @@ def test_interrupt_keeps_rendered_video(A, src, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         render_video(tmp_path / 'k.mp4', 0, A, steps=50, store=src, chunk=4, callback=stop)
     assert read_video(tmp_path / 'k.mp4').shape[0] == 8                       # the two whole chunks before step 9
+
+def test_cli_chain_schedule_and_ema(run, tmp_path, capsys):
+    "`--schedule [AB]`: every written frame is B(A(x)); `--ema` on checkpoints saved without EMA weights: one line, exit 2."
+    code, cap = _cli(['--run', run, '--steps', '4', '--schedule', '[AB]', '--metrics', tmp_path / 'm.json', '--out', tmp_path / 'c.mp4'], capsys)
+    assert code == 0 and read_video(tmp_path / 'c.mp4').shape[0] == 5          # one frame per chained step
+    assert json.loads((tmp_path / 'm.json').read_text())['schedule'] == '[AB]'
+    code, cap = _cli(['--run', run, '--steps', '2', '--ema', '--out', tmp_path / 'e.mp4'], capsys)
+    assert code == 2 and 'no EMA weights' in cap.err and cap.err.count('\n') == 1, cap.err
