@@ -26,10 +26,10 @@ class DemoPlan:
     "How much work the demo does for a preset."
     preset: str = 'small'   # network preset for A and B
     size: int = 128         # frame size (short side)
-    frames: int = 200       # frames of the sample video
-    skip: int = 2           # A: targets t+1..t+skip
-    steps_a: int = 500      # optimizer steps for A
-    steps_b: int = 400      # optimizer steps for B
+    frames: int = 160       # frames of the sample video
+    skip: int = 1           # A: targets t+1..t+skip
+    steps_a: int = 1200     # optimizer steps for A
+    steps_b: int = 600      # optimizer steps for B (A+B: the quality benchmark's budget of 1800)
     n: tuple = (1, 10)      # B: A applied n times
     m: tuple = (1, 10)      # B: target t+m
     schedule: str = DEFAULT_SCHEDULE  # the A+B rollout schedule

@@ -19,7 +19,7 @@ from .checkpoint import load_generator, checkpoint_ref
 from .video import contact_sheet
 from .data import FrameStore
 from .models import Preset, get_preset, build_generator, build_discriminator
-from .train import Trainer, TrainConfig, TrainData, register_dataset_builder
+from .train import Trainer, TrainConfig, TrainData
 
 # %% auto #0
 __all__ = ['apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset', 'init_from_predictor',
@@ -351,7 +351,6 @@ def restorer_data(store,               # the run's `FrameStore`
     data.init = lambda G: data.meta.update(init=init_from_predictor(G, ds.predictor, init))
     return data
 
-@register_dataset_builder('B')
 def restorer_dataset_from_args(store, args, device=None) -> TrainData:
     "`nfp_train --net B`'s data from its arguments (--predictor, --n, --m, --prerender, --refresh-every, --seed)."
     pred = getattr(args, 'predictor', None) or default_predictor(args.run)

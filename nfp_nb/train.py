@@ -24,9 +24,9 @@ from .metrics import pair_fidelity
 from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, capture_rng_state, restore_rng_state
 
 # %% auto #0
-__all__ = ['DATASET_BUILDERS', 'TrainConfig', 'lr_factor', 'ResumableSampler', 'preserve_rng', 'dist_env', 'init_distributed',
-           'Trainer', 'TrainData', 'register_dataset_builder', 'build_dataset', 'pair_data', 'train_parser',
-           'train_config_from_args', 'run_training', 'train_main']
+__all__ = ['NETS', 'TrainConfig', 'lr_factor', 'ResumableSampler', 'preserve_rng', 'dist_env', 'init_distributed', 'Trainer',
+           'TrainData', 'build_dataset', 'pair_data', 'train_parser', 'train_config_from_args', 'run_training',
+           'train_main']
 
 # %% ../nbs/07_train.ipynb #793907f7
 @dataclass
@@ -554,25 +554,16 @@ class TrainData:
     meta: dict = field(default_factory=dict)
     init: object = None         # `init(G)`: set the fresh generator's starting weights (resuming overwrites them)
 
-DATASET_BUILDERS = {}
-_BUILDER_MODULES = {'B': 'nfp_nb.restorer'}   # imported on demand; they register themselves
-
-def register_dataset_builder(net:str):
-    "Decorator: register `builder(store, args, device) -> TrainData` as the training data of network `net`."
-    def _reg(f): DATASET_BUILDERS[net] = f; return f
-    return _reg
+NETS = ('A', 'B')   # the networks `nfp_train` trains: the predictor and the restorer
 
 def build_dataset(store, net:str, args, device=None) -> TrainData:
-    "The training data of network `net` from its registered builder."
-    if net not in DATASET_BUILDERS and net in _BUILDER_MODULES:
-        import importlib
-        try: importlib.import_module(_BUILDER_MODULES[net])
-        except ImportError: pass
-    if net not in DATASET_BUILDERS:
-        raise ConfigError(f"--net {net}: training network {net} is not available yet in this version of nfp_nb")
-    return DATASET_BUILDERS[net](store, args, device)
+    "The training data of network `net`: A's pairs (`pair_data`), or B's (`nfp_nb.restorer.restorer_dataset_from_args`)."
+    if net == 'A': return pair_data(store, args, device)
+    if net == 'B':
+        from nfp_nb.restorer import restorer_dataset_from_args   # restorer builds on this module, so it comes in here
+        return restorer_dataset_from_args(store, args, device)
+    raise ConfigError(f"--net {net}: expected one of {', '.join(NETS)}")
 
-@register_dataset_builder('A')
 def pair_data(store, args, device=None) -> TrainData:
     "Network A's data: pairs (frame t → frame t+k), k drawn from `--skip MIN MAX`."
     lo, hi = args.skip
@@ -585,7 +576,7 @@ def train_parser() -> argparse.ArgumentParser:
     "The `nfp_train` argument parser."
     p = CLIParser(prog='nfp_train', description="Train network A (next-frame predictor) or B (restorer) on a run's frames.")
     p.add_argument('--run', required=True, help="run folder; frames from nfp_prep in RUN/frames (the sample video if absent)")
-    p.add_argument('--net', default='A', help="network to train: A (predictor) or B (restorer)")
+    p.add_argument('--net', default='A', choices=NETS, help="network to train: A (predictor) or B (restorer)")
     p.add_argument('--preset', help="tiny, small or default (default: the checkpoint's when resuming, else small)")
     g = p.add_mutually_exclusive_group()
     g.add_argument('--epochs', type=int, help="epochs in the whole run (default 10)")

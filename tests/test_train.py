@@ -195,6 +195,6 @@ def test_run_training_raises_catchable_errors(tmp_path, capsys):
     from nfp_nb.train import run_training
     from nfp_nb.core import NFPError
     prep(tmp_path/'run')
-    with pytest.raises(NFPError, match='--net C'): run_training(['--run', str(tmp_path/'run'), '--net', 'C'])
+    with pytest.raises(NFPError, match="--net: invalid choice: 'C'"): run_training(['--run', str(tmp_path/'run'), '--net', 'C'])
     with pytest.raises(SystemExit) as e: train_mod.train_main(['--run', str(tmp_path/'run'), '--net', 'C'])
     assert e.value.code == 2 and capsys.readouterr().err.count('\n') == 1
