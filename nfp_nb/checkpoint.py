@@ -15,7 +15,7 @@ from torch.overrides import TorchFunctionMode
 from safetensors import safe_open, SafetensorError
 from safetensors.torch import save_file
 from . import __version__
-from .core import CheckpointError, NFPError, atomic_path, check_writable
+from .core import CheckpointError, NFPError, atomic_path, check_writable, jsonable
 from .models import (GeneratorConfig, DiscriminatorConfig, build_generator, build_discriminator,
                            config_from_dict)
 
@@ -122,17 +122,6 @@ def _fsync_dir(folder:Path):
         finally: os.close(fd)
     except OSError: pass
 
-def _jsonable(o):
-    "`o` with tensors, NumPy scalars, paths and dataclasses turned into plain JSON values."
-    if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
-    if isinstance(o, torch.Tensor): return o.item() if o.numel() == 1 else o.tolist()
-    if isinstance(o, (np.generic, np.ndarray)): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    if dataclasses.is_dataclass(o) and not isinstance(o, type): return _jsonable(dataclasses.asdict(o))
-    if isinstance(o, (str, int, float, bool)) or o is None: return o
-    return str(o)
-
 def _cpu_tensors(sd:dict, prefix:str, out:dict, seen:set):
     for k, v in sd.items():
         t = v.detach().to('cpu').contiguous()
@@ -158,7 +147,7 @@ def save_checkpoint(path:Path,                # stem, e.g. `runs/x/A/ep0010` (a 
     "Write a checkpoint atomically: weights, then resume state, then JSON, then the `latest` pointer."
     stem = _strip_suffix(Path(path))
     folder = check_writable(stem.parent)
-    meta = _jsonable(dict(meta or {}))
+    meta = jsonable(dict(meta or {}))
     G = unwrap_model(generator); gcfg = _config_of(G, 'generator')
     parts = {'generator': _state_of(G, 'generator')}
     dcfg = None
@@ -203,7 +192,7 @@ def save_checkpoint(path:Path,                # stem, e.g. `runs/x/A/ep0010` (a 
                       'config': dataclasses.asdict(gcfg), 'n_params': n_params(G)},
         'discriminator': None if dcfg is None else {'class': type(D).__name__, 'config_class': type(dcfg).__name__,
                                                     'config': dataclasses.asdict(dcfg), 'n_params': n_params(D)},
-        'ema': None if ema is None else {'decay': _jsonable(getattr(ema, 'decay', None))},
+        'ema': None if ema is None else {'decay': jsonable(getattr(ema, 'decay', None))},
         'weights': wrec, 'resume_state': srec, 'meta': meta}
     with atomic_path(_sibling(stem, '.json')) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + '\n')

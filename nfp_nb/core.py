@@ -12,8 +12,8 @@ import torch
 # %% auto #0
 __all__ = ['NFPError', 'SourceError', 'ConfigError', 'CacheError', 'CheckpointError', 'ScheduleError', 'TrainingError',
            'default_device', 'as_device', 'bf16_supported', 'seed_everything', 'to_float', 'to_uint8', 'check_writable',
-           'atomic_path', 'atomic_write_bytes', 'atomic_write_json', 'file_fingerprint', 'hash_dict', 'CLIParser',
-           'cli_guard']
+           'atomic_path', 'atomic_write_bytes', 'jsonable', 'atomic_write_json', 'file_fingerprint', 'hash_dict',
+           'CLIParser', 'cli_guard']
 
 # %% ../nbs/00_core.ipynb #e0aa1d00
 class NFPError(Exception):
@@ -118,9 +118,22 @@ def atomic_write_bytes(path:Path, data:bytes):
     with atomic_path(path) as tmp: Path(tmp).write_bytes(data)
     return Path(path)
 
+def jsonable(o):
+    "`o` as plain JSON values: tensors, NumPy values, paths and dataclasses converted; NaN and ±inf become None."
+    import dataclasses, math
+    if isinstance(o, dict): return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [jsonable(v) for v in o]
+    if isinstance(o, torch.Tensor): return jsonable(o.item() if o.numel() == 1 else o.tolist())
+    if isinstance(o, (np.generic, np.ndarray)): return jsonable(o.tolist())
+    if isinstance(o, Path): return str(o)
+    if dataclasses.is_dataclass(o) and not isinstance(o, type): return jsonable(dataclasses.asdict(o))
+    if isinstance(o, float): return o if math.isfinite(o) else None
+    if isinstance(o, (str, int, bool)) or o is None: return o
+    return str(o)
+
 def atomic_write_json(path:Path, obj):
-    "Write `obj` as indented JSON to `path` atomically."
-    return atomic_write_bytes(path, (json.dumps(obj, indent=1, default=str) + '\n').encode())
+    "Write `obj` as indented JSON (through `jsonable`) to `path` atomically."
+    return atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=1) + '\n').encode())
 
 # %% ../nbs/00_core.ipynb #70c0edc7
 def file_fingerprint(path:Path) -> dict:

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from .core import (NFPError, ConfigError, CheckpointError, ScheduleError, SourceError, CacheError,
-                         as_device, bf16_supported, to_float, to_uint8, cli_guard, atomic_write_json, check_writable)
+                         as_device, bf16_supported, to_float, to_uint8, cli_guard, atomic_write_json, check_writable, jsonable)
 from .video import VideoWriter, contact_sheet
 from .metrics import SourceStats, DriftMeter, summarize_drift
 
@@ -588,14 +588,6 @@ def trained_size(path) -> int:
 
 def _note(msg): print(f"nfp_rollout: note: {msg}", file=sys.stderr)
 
-def _json_clean(v):
-    if isinstance(v, dict): return {k: _json_clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return [_json_clean(x) for x in v]
-    if isinstance(v, np.ndarray): return _json_clean(v.tolist())
-    if isinstance(v, (float, np.floating)): return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer): return int(v)
-    return v
-
 def rollout_parser() -> argparse.ArgumentParser:
     "The argument parser of `nfp_rollout`."
     p = argparse.ArgumentParser(prog='nfp_rollout', description='Render a feedback rollout of trained networks to mp4.')
@@ -708,10 +700,10 @@ def rollout_main(argv=None):
               + (f"; reacted with {ev.action}" if ev.action else ''))
     if a.metrics is not None:
         ms = res['metrics']
-        atomic_write_json(a.metrics, _json_clean({
+        atomic_write_json(a.metrics, {
             'schedule': a.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A'), 'steps': a.steps, 'nets': {k: str(v) for k, v in (('A', pa), ('B', pb)) if v},
             'summary': [summarize_drift(m) for m in ms], 'per_step': ms,
-            'events': [asdict(e) for e in res['events']]}))
+            'events': [asdict(e) for e in res['events']]})
     print(f"nfp_rollout: {res['steps']} steps at {res['fps']:.1f} frames/s → {', '.join(map(str, res['paths']))}")
     return res
 
