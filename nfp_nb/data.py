@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, DataLoader
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 from .core import (SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
-                         atomic_write_json, file_fingerprint, hash_dict, cli_guard)
+                         atomic_write_json, atomic_path, file_fingerprint, hash_dict, cli_guard)
 from .video import probe_video, iter_video, VideoInfo
 from .sample import iter_sample
 
@@ -181,9 +181,8 @@ def _sample_chunks(n, W, H, seed, stride):
 
 def _write_npy(path:Path, chunks, shape, progress, what):
     "Append `chunks` to a temporary .npy of `shape`, then rename it to `path` (the previous file survives a failure)."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.frames.', suffix='.npy.tmp'); tmp = Path(tmp)
     try:
-        with os.fdopen(fd, 'wb') as f:
+        with atomic_path(path) as tmp, open(tmp, 'wb') as f:
             np.lib.format.write_array_header_1_0(f, {'descr': '|u1', 'fortran_order': False, 'shape': tuple(shape)})
             done = 0
             pb = progress_bar(range(shape[0]), leave=False) if progress else None
@@ -194,11 +193,7 @@ def _write_npy(path:Path, chunks, shape, progress, what):
                 if pb is not None: pb.update(done)
                 if done >= shape[0]: break
             if done != shape[0]: raise SourceError(f"{what}: expected {shape[0]} frames, decoded only {done}")
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as e: raise CacheError(f"{path}: cannot write the frame cache ({e.strerror or e})") from None
-    finally:
-        if tmp.exists(): tmp.unlink()
 
 # %% ../nbs/03_data.ipynb #34665fa0
 def _skip_range(skip) -> tuple:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_video.ipynb #d9cc12da
 from __future__ import annotations
-import os, re, math, tempfile, warnings
+import os, re, math, tempfile, warnings, contextlib
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 from pathlib import Path
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 import decord, av
-from .core import SourceError, ConfigError, CacheError, check_writable
+from .core import SourceError, ConfigError, CacheError, check_writable, atomic_path
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'natural_key', 'list_images', 'VideoInfo', 'probe_video', 'as_frames', 'VideoWriter', 'write_video',
@@ -125,8 +125,8 @@ class VideoWriter:
         self.n_frames, self.size, self.pad = 0, None, (0, 0)
 
     def _open(self, h, w):
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f'.{self.path.name}.', suffix='.tmp')
-        os.close(fd); self.tmp = Path(tmp)
+        self._atomic = contextlib.ExitStack()         # core's temp-file-then-rename, held open until close/abort
+        self.tmp = self._atomic.enter_context(atomic_path(self.path))
         self.container = av.open(str(self.tmp), 'w', format='mp4', options={'movflags': 'faststart'})
         self.stream = self.container.add_stream('libx264', rate=Fraction(self.fps).limit_denominator(1001))
         self.size, self.pad = (h, w), (h % 2, w % 2)
@@ -151,7 +151,7 @@ class VideoWriter:
         if self.container is None: raise ConfigError(f"{self.path}: no frames were written")
         for pkt in self.stream.encode(): self.container.mux(pkt)
         self.container.close(); self.container = None
-        os.replace(self.tmp, self.path)
+        self._atomic.close()                          # fsync, then rename into place
         return self.path
 
     def abort(self):
@@ -160,7 +160,7 @@ class VideoWriter:
             try: self.container.close()
             except Exception: pass
             self.container = None
-        if self.tmp is not None and self.tmp.exists(): self.tmp.unlink()
+        if self.tmp is not None: self._atomic.__exit__(RuntimeError, RuntimeError('aborted'), None)   # drops the temp file
 
     def __enter__(self): return self
     def __exit__(self, typ, *_):
