@@ -16,6 +16,7 @@ from PIL import Image
 from .core import (NFPError, ConfigError, CheckpointError, ScheduleError, SourceError, CacheError,
                          as_device, bf16_supported, to_float, to_uint8, cli_guard, atomic_write_json, check_writable, jsonable)
 from .video import VideoWriter, contact_sheet
+from .data import resize_frames
 from .metrics import SourceStats, DriftMeter, summarize_drift
 
 # %% auto #0
@@ -109,10 +110,9 @@ def blend_checkpoints(a,             # first network (module or checkpoint path)
 
 # %% ../nbs/10_rollout.ipynb #cde96bd5
 def _resize_u8(x:torch.Tensor, hw) -> torch.Tensor:
-    "Resize uint8 (B,H,W,3) to `hw` with antialiased bicubic."
+    "Resize uint8 (B,H,W,3) to `hw` as the training frames were (`nfp_nb.data.resize_frames`: antialiased bilinear)."
     if tuple(x.shape[1:3]) == tuple(hw): return x
-    f = F.interpolate(x.permute(0, 3, 1, 2).float(), size=tuple(hw), mode='bicubic', antialias=True, align_corners=False)
-    return f.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return torch.from_numpy(resize_frames(x.cpu().numpy(), (0, 0, *x.shape[1:3]), tuple(hw)))
 
 def _target_hw(h, w, size):
     if size is None: return (h, w)
