@@ -284,7 +284,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
                                tooltip='0: A, 1: A2')
     self.b = W.Dropdown(description='B', style=st, layout=L(width='340px'))
     self.every = W.IntSlider(4, min=1, max=16, description='B every', style=st, continuous_update=False)
-    self.schedule = W.Text('', description='schedule', placeholder='e.g. AAAB (overrides B every)', style=st, continuous_update=False)
+    self.schedule = W.Text('', description='schedule', placeholder='e.g. AAAB or [AB] (overrides B every)', style=st, continuous_update=False)
     self.steps = W.IntSlider(steps, min=1, max=max_steps, description='steps', style=st, continuous_update=True)
     has_store = self.store is not None and len(self.store) > 0
     self.start_mode = W.ToggleButtons(options=(['frame'] if has_store else []) + ['image', 'noise'], description='start',
@@ -610,7 +610,7 @@ def close(self:RolloutPanel):
 def _export_path(self:RolloutPanel, s:dict) -> Path:
     folder = Path(self.export_dir) if self.export_dir is not None else Path(s['a']).parent.parent/'rollouts'
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    return folder/f"panel-{Path(s['a']).name}-{s['schedule'].replace(',', '')[:12]}-{s['steps']}-{stamp}.mp4"
+    return folder/f"panel-{Path(s['a']).name}-{''.join(c for c in s['schedule'] if c.isalnum())[:12]}-{s['steps']}-{stamp}.mp4"
 
 def _link(path:Path) -> str:
     p = Path(path).resolve()
