@@ -377,15 +377,21 @@ def _prepare_samples(self:Trainer):
 
 @patch
 @torch.no_grad()
+def _predict(self:Trainer, batch:dict) -> tuple:
+    "(input, G's prediction, target) of `batch`, G in eval mode (its EMA copy when there is one)."
+    G = self.ema.module if self.ema is not None else self.G
+    was = G.training; G.eval()
+    x, y = batch['input'].to(self.device), batch['target'].to(self.device)
+    pred = G(x, batch['k'].to(self.device)) if self.skip_cond else G(x)
+    G.train(was)
+    return x, pred, y
+
+@patch
+@torch.no_grad()
 def measure_fidelity(self:Trainer) -> dict:
     "One-step fidelity of G on 8 fixed pairs (see `nfp_nb.metrics.pair_fidelity`); appended to `fidelity`."
     if self._sample_batch is None: self._prepare_samples()
-    b = self._fid_batch
-    G = self.ema.module if self.ema is not None else self.G
-    was = G.training; G.eval()
-    x, y = b['input'].to(self.device), b['target'].to(self.device)
-    pred = G(x, b['k'].to(self.device)) if self.skip_cond else G(x)
-    G.train(was)
+    x, pred, y = self._predict(self._fid_batch)
     rec = dict(step=self.step, **{k: round(v, 5) for k, v in pair_fidelity(pred, y, x).items()})
     self.fidelity.append(rec)
     return rec
@@ -398,11 +404,7 @@ def sample_grid(self:Trainer, batch:dict=None, # default: the trainer's fixed sa
     if batch is None:
         if self._sample_batch is None: self._prepare_samples()
         batch = self._sample_batch
-    G = self.ema.module if self.ema is not None else self.G
-    was = G.training; G.eval()
-    x, y = batch['input'].to(self.device), batch['target'].to(self.device)
-    pred = G(x, batch['k'].to(self.device)) if self.skip_cond else G(x)
-    G.train(was)
+    x, pred, y = self._predict(batch)
     frames = torch.stack([to_uint8(x), to_uint8(pred), to_uint8(y)], 1).flatten(0, 1)   # (3B, H, W, 3)
     return contact_sheet(frames.cpu().numpy(), ncols=3, width=width, labels=['input', 'prediction', 'target'])
 
