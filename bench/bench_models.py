@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
 from nfp_nb.core import as_device, bf16_supported, to_uint8
-from nfp_nb.models import build_generator, get_preset, model_summary, inference_settings, autocast_for
+from nfp_nb.models import build_generator, get_preset, model_summary, inference_settings
+from nfp_nb.core import autocast
 
 
 def _sync(dev):
@@ -48,7 +49,7 @@ def bench_generator(name, size, dev, reps, bf16=True):
                               ('bf16 autocast', torch.bfloat16, torch.contiguous_format)][:3 if bf16 else 2]:
         gm, xm = g.to(memory_format=fmt), x.contiguous(memory_format=fmt)
         def fwd():
-            with torch.inference_mode(), autocast_for(dev, dtype): return gm(xm)
+            with torch.inference_mode(), autocast(dev, dtype): return gm(xm)
         s = timeit(fwd, dev, reps)
         y = to_uint8(fwd()).int()
         if ref is None: ref = y

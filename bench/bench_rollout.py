@@ -101,8 +101,8 @@ def main():
     if a.threads: torch.set_num_threads(a.threads)
     threads = torch.get_num_threads()
     from nfp_nb.core import bf16_supported
-    from nfp_nb.rollout import _resolve_dtype
-    dtype = _resolve_dtype('auto', 'cpu')
+    from nfp_nb.core import resolve_dtype
+    dtype = resolve_dtype('auto', 'cpu')
     if a.rss_only: return rss_report(rss_steps, a.rss_size, torch.get_num_threads())
     G, frame = build(preset), start_frame(size)
     print(f"# {preset} generator, {size} px, {steps} steps, {reps} repeats, {threads} torch threads, "

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nfp_nb.checkpoint import save_checkpoint, load_generator
 from nfp_nb.data import FrameStore
 from nfp_nb.models import build_generator, get_preset
-from nfp_nb.rollout import _resolve_dtype
+from nfp_nb.core import resolve_dtype
 from nfp_nb.core import to_float
 from nfp_nb.widgets import RolloutPanel
 
@@ -49,7 +49,7 @@ def main():
 
     # bare forward, the way the rollout runs it
     G = load_generator(run/'A'/'ep0003').eval()
-    dtype = _resolve_dtype('auto', torch.device('cpu'))
+    dtype = resolve_dtype('auto', torch.device('cpu'))
     x = to_float(torch.from_numpy(np.array(store[0]))[None])
     def fwd():
         with torch.inference_mode(), torch.autocast('cpu', dtype=dtype, enabled=dtype != torch.float32):

@@ -11,9 +11,9 @@ import torch
 
 # %% auto #0
 __all__ = ['NFPError', 'SourceError', 'ConfigError', 'CacheError', 'CheckpointError', 'ScheduleError', 'TrainingError',
-           'default_device', 'as_device', 'bf16_supported', 'seed_everything', 'to_float', 'to_uint8', 'check_writable',
-           'atomic_path', 'atomic_write_bytes', 'jsonable', 'atomic_write_json', 'file_fingerprint', 'hash_dict',
-           'CLIParser', 'cli_guard']
+           'default_device', 'as_device', 'bf16_supported', 'resolve_dtype', 'autocast', 'seed_everything', 'to_float',
+           'to_uint8', 'check_writable', 'atomic_path', 'atomic_write_bytes', 'jsonable', 'atomic_write_json',
+           'file_fingerprint', 'hash_dict', 'CLIParser', 'cli_guard']
 
 # %% ../nbs/00_core.ipynb #e0aa1d00
 class NFPError(Exception):
@@ -63,6 +63,26 @@ def bf16_supported(device=None # device to ask about; `None` for the default
     else: ok = False
     _bf16_cache[dev.type] = ok
     return ok
+
+_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16,
+           'fp32': torch.float32, 'float32': torch.float32, 'off': torch.float32}
+
+def resolve_dtype(dtype='auto', # 'auto'/None, 'bf16', 'fp16', 'fp32', 'off', or a torch dtype
+                  device=None,  # the device that will compute
+                 ) -> torch.dtype:
+    "The compute dtype: for 'auto', bfloat16 where `device` runs it natively (`bf16_supported`), else float32."
+    if dtype in ('auto', None): return torch.bfloat16 if bf16_supported(device) else torch.float32
+    if isinstance(dtype, torch.dtype): return dtype
+    if dtype not in _DTYPES: raise ConfigError(f"dtype {dtype!r}: expected 'auto', {', '.join(map(repr, _DTYPES))} or a torch dtype")
+    return _DTYPES[dtype]
+
+def autocast(device, # where the forward runs
+             dtype,  # anything `resolve_dtype` takes
+            ) -> contextlib.AbstractContextManager:
+    "`torch.autocast` to `dtype` on `device`, or a null context for float32: the one autocast of the package."
+    dtype = resolve_dtype(dtype, device)
+    if dtype == torch.float32: return contextlib.nullcontext()
+    return torch.autocast(as_device(device).type, dtype=dtype)
 
 def seed_everything(seed:int # seed for Python, NumPy and torch generators
                    ):

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field, asdict
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import ConfigError, as_device, bf16_supported
+from .core import ConfigError, as_device, bf16_supported, resolve_dtype, autocast
 
 # %% auto #0
 __all__ = ['norm_layer', 'init_weights', 'apply_spectral_norm', 'ResnetBlock', 'upsample_layer', 'GeneratorConfig',
            'DiscriminatorConfig', 'config_from_dict', 'valid_sizes', 'size_message', 'pad_to_multiple', 'warp_frames',
            'GlobalGenerator', 'count_params', 'LocalEnhancer', 'NLayerDiscriminator', 'MultiscaleDiscriminator',
            'build_generator', 'build_discriminator', 'Preset', 'get_preset', 'EMA', 'inference_settings',
-           'autocast_for', 'model_summary', 'summary_table']
+           'model_summary', 'summary_table']
 
 # %% ../nbs/04_models.ipynb #fdeb3f29
 _NORMS = ('instance', 'batch', 'none')
@@ -440,15 +440,7 @@ class EMA:
 def inference_settings(device=None) -> tuple: # (dtype for autocast, memory format)
     "The fastest numerically safe (autocast dtype, memory format) for generator forwards on `device`."
     dev = as_device(device)
-    dtype = torch.bfloat16 if bf16_supported(dev) else torch.float32
-    fmt = torch.channels_last if dev.type == 'cuda' else torch.contiguous_format
-    return dtype, fmt
-
-def autocast_for(device, dtype) -> contextlib.AbstractContextManager:
-    "`torch.autocast` for `dtype` on `device`, or a null context for float32."
-    dev = as_device(device)
-    if dtype == torch.float32: return contextlib.nullcontext()
-    return torch.autocast(dev.type, dtype=dtype)
+    return resolve_dtype('auto', dev), (torch.channels_last if dev.type == 'cuda' else torch.contiguous_format)
 
 # %% ../nbs/04_models.ipynb #c6c5e6be
 def model_summary(model, # a generator/discriminator, or a `GeneratorConfig`/`DiscriminatorConfig`

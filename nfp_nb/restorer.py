@@ -14,7 +14,7 @@ from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 from .core import (NFPError, ConfigError, CheckpointError, CacheError, as_device, to_float, to_uint8,
                          atomic_path, atomic_write_json, file_fingerprint, check_writable)
-from .models import inference_settings, autocast_for
+from .core import resolve_dtype, autocast
 from .checkpoint import load_generator, checkpoint_ref
 from .video import contact_sheet
 from .data import FrameStore
@@ -52,7 +52,7 @@ def apply_predictor(predictor:nn.Module, # the frozen predictor A
     n = torch.as_tensor(n).reshape(-1).long().cpu()
     if n.numel() == 1: n = n.expand(len(x))
     if len(n) != len(x): raise ConfigError(f"apply_predictor: {len(n)} step counts for {len(x)} frames")
-    if dtype is None: dtype = inference_settings(x.device)[0]
+    if dtype is None: dtype = resolve_dtype('auto', x.device)
     was_training = predictor.training
     predictor.eval()
     try:
@@ -63,7 +63,7 @@ def apply_predictor(predictor:nn.Module, # the frozen predictor A
             cur = out[idx.to(x.device)]                           # (b, 3, H, W)
             for step in range(1, int(ns.max()) + 1):
                 c = int((ns >= step).sum())                       # items still running: a prefix, thanks to the sort
-                with autocast_for(x.device, dtype): y = _forward(predictor, cur[:c], k)
+                with autocast(x.device, dtype): y = _forward(predictor, cur[:c], k)
                 cur[:c] = y.float()
             out[idx.to(x.device)] = cur
         return out
@@ -149,7 +149,7 @@ class RestorePairDataset(Dataset):
         self._source = predictor
         self.predictor, self.predictor_info = load_predictor(predictor, device)
         self.device = _module_device(self.predictor)
-        self.dtype = inference_settings(self.device)[0]
+        self.dtype = resolve_dtype('auto', self.device)
         run = Path(getattr(store, 'run', '.') or '.')
         self.cache_dir = Path(cache_dir) if cache_dir is not None else run/'B'/'prerender'
         self._cache, self.cache_meta, self.last_render = None, None, None

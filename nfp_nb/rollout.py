@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from .core import (NFPError, ConfigError, CheckpointError, ScheduleError, SourceError, CacheError,
-                         as_device, bf16_supported, to_float, to_uint8, cli_guard, atomic_write_json, check_writable, jsonable)
+                         as_device, resolve_dtype, autocast, to_float, to_uint8, cli_guard, atomic_write_json, check_writable, jsonable)
 from .video import VideoWriter, contact_sheet
 from .data import resize_frames
 from .metrics import SourceStats, DriftMeter, summarize_drift
@@ -221,12 +221,6 @@ def _per_net(v, name, default):
     if isinstance(v, dict): return float(v.get(name, default))
     return float(v)
 
-def _resolve_dtype(dtype, device):
-    if dtype in ('auto', None): return torch.bfloat16 if bf16_supported(device) else torch.float32
-    if isinstance(dtype, str): dtype = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp32': torch.float32,
-                                        'float32': torch.float32, 'fp16': torch.float16, 'float16': torch.float16}[dtype]
-    return dtype
-
 class RolloutRun:
     "A rollout in progress: iterate it for uint8 chunks; `.events`, `.names` and `.seconds` describe it."
     def __init__(self, start, nets, schedule='A', steps:int=100, noise=0.0, blend=1.0, seed:int=0, device=None,
@@ -241,7 +235,7 @@ class RolloutRun:
         self.schedules = [parse_schedule(sc, nets) for sc in (schedule if per_sample else [schedule])]
         if not self.schedules: raise ScheduleError("empty list of schedules")
         self.device = as_device(device)
-        self.dtype = _resolve_dtype(dtype, self.device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.channels_last = (self.device.type == 'cuda') if channels_last is None else channels_last
         self.nets = {}
         for k, n in nets.items():
@@ -284,7 +278,7 @@ class RolloutRun:
                 std = en.view(-1, 1, 1, 1) + sd
                 inp = (xi + std * torch.randn(xi.shape, generator=gen, device=xi.device, dtype=xi.dtype)).clamp_(-1, 1)
             if self.channels_last: inp = inp.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            with autocast(self.device, self.dtype):
                 y = self._forward(name, inp)
             y = y.float()
             a = _per_net(self.blend, name, 1.0)

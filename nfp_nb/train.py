@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, DistributedSampler, d
 from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar
 from fastcore.basics import patch
 from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
-                         bf16_supported, seed_everything, to_uint8, cli_guard, atomic_path)
+                         bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path)
 from .video import contact_sheet
 from .data import FrameStore, PairDataset
 from .models import build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig, EMA
@@ -153,7 +153,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         elif dev.type == 'cuda': torch.backends.cudnn.benchmark = True
-        self.amp_dtype = torch.bfloat16 if cfg.amp == 'bf16' or (cfg.amp == 'auto' and bf16_supported(dev)) else None
+        amp = resolve_dtype(cfg.amp, dev)
+        self.amp_dtype = None if amp == torch.float32 else amp   # None: training in float32
         self.channels_last = (dev.type == 'cuda') if cfg.channels_last is None else cfg.channels_last
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G, self.D = generator.to(dev, memory_format=fmt), discriminator.to(dev, memory_format=fmt)
@@ -225,7 +226,7 @@ def lr_at(self:Trainer, epoch:int, step:int) -> float:
 # %% ../nbs/07_train.ipynb #94afa170
 @patch
 def _autocast(self:Trainer):
-    return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+    return autocast(self.device, self.amp_dtype or torch.float32)
 
 @patch
 def _to_device(self:Trainer, t:torch.Tensor) -> torch.Tensor:

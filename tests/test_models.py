@@ -4,7 +4,8 @@ from dataclasses import asdict
 import pytest, torch
 from nfp_nb.core import ConfigError, to_float, to_uint8
 from nfp_nb.models import *
-from nfp_nb.models import valid_sizes, size_message, pad_to_multiple, autocast_for
+from nfp_nb.models import valid_sizes, size_message, pad_to_multiple
+from nfp_nb.core import autocast
 
 def _meta_count(fn):
     with torch.device('meta'): return count_params(fn())
@@ -209,6 +210,6 @@ def test_inference_settings():
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.inference_mode():
         a = g(x)
-        with autocast_for('cpu', torch.bfloat16): b = g(x)
-        with autocast_for('cpu', torch.float32): c = g(x)
+        with autocast('cpu', torch.bfloat16): b = g(x)
+        with autocast('cpu', torch.float32): c = g(x)
     assert torch.equal(a, c) and (a - b.float()).abs().max() < 0.1
