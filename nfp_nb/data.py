@@ -263,14 +263,15 @@ def make_loader(ds:Dataset,            # e.g. a `PairDataset`
                 seed:int=0,            # seed of the shuffle order
                 sampler=None,          # e.g. a `DistributedSampler`; replaces `shuffle`
                 drop_last:bool=True,   # drop the last, smaller batch
+                generator=None,        # a `torch.Generator` the caller reseeds (default: one seeded with `seed`)
                ) -> DataLoader:
-    "A `DataLoader` over `ds`: seeded shuffle, pinned memory on CUDA, persistent workers."
+    "A `DataLoader` over `ds`: seeded shuffle, pinned memory on CUDA, fresh workers each epoch."
     if drop_last and len(ds) < batch_size:
         raise TrainingError(f"dataset of {len(ds)} items is smaller than batch_size {batch_size}; use a smaller batch or a longer clip")
-    g = torch.Generator(); g.manual_seed(seed)
+    if generator is None: generator = torch.Generator().manual_seed(seed)
+    # no persistent workers: they would keep a copy of the dataset from before its `set_epoch`, and draw the same pairs
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
-                      num_workers=num_workers, pin_memory=torch.cuda.is_available(), drop_last=drop_last,
-                      generator=g, persistent_workers=num_workers > 0)
+                      num_workers=num_workers, pin_memory=torch.cuda.is_available(), drop_last=drop_last, generator=generator)
 
 # %% ../nbs/03_data.ipynb #c7afca85
 def _parse_size(s:str):

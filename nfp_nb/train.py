@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
                          bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path)
 from .video import contact_sheet
-from .data import FrameStore, PairDataset
+from .data import FrameStore, PairDataset, make_loader
 from .models import build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig, EMA
 from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
 from .metrics import pair_fidelity
@@ -201,9 +201,8 @@ def set_dataset(self:Trainer, dataset:Dataset):
                             f"use a smaller --batch-size or more frames")
     self.dataset = dataset
     self.sampler = ResumableSampler(dataset, self.world, self.rank, shuffle=True, seed=self.cfg.seed)
-    self._loader_gen = torch.Generator()
-    self.loader = DataLoader(dataset, batch_size=bs, sampler=self.sampler, num_workers=self.cfg.num_workers,
-                             drop_last=True, pin_memory=self.device.type == 'cuda', generator=self._loader_gen)
+    self._loader_gen = torch.Generator()               # reseeded at each epoch start (`_start_epoch`)
+    self.loader = make_loader(dataset, bs, sampler=self.sampler, num_workers=self.cfg.num_workers, generator=self._loader_gen)
     self.steps_per_epoch = per // bs
     self._sample_batch = None
 
