@@ -247,16 +247,19 @@ class RolloutPanel:
                  dtype='auto',                # rollout precision, as `rollout`
                  export_dir=None,             # where Export writes; default: `<A's run>/rollouts`
                  max_tracks:int=6,            # rollouts kept in the cache
+                 cache_mb:float=512,          # frames of cached rollouts, at most (MB; least recently used dropped first)
+                 nets_mb:float=512,           # loaded and blended networks, at most (MB; least recently used dropped first)
                  drift:bool=True,             # plot drift metrics against the store
                  plot_interactive:bool=None,  # ipympl plot; None: when `%matplotlib widget` is active
                 ):
         self.runs = _as_runs(runs)
         self.store = store if store is not None else self._find_store()
         self.preview_size, self.device, self.dtype, self.max_tracks = preview_size, device, dtype, max_tracks
+        self.cache_bytes, self.nets_bytes = int(cache_mb * 2**20), int(nets_mb * 2**20)
         self.export_dir = export_dir
         self.tracks, self.track = OrderedDict(), None
         self.requests, self.steps_computed, self.shown = 0, 0, None
-        self._nets, self._net_lock, self._show_lock = {}, threading.Lock(), threading.RLock()
+        self._nets, self._net_lock, self._show_lock = OrderedDict(), threading.Lock(), threading.RLock()
         self._bytes = OrderedDict()              # (track key, index) -> encoded preview
         self._upload, self._stats, self._last_live, self._closed = None, None, 0.0, False
         self._plot_asked = self._plot_done = 0
@@ -396,9 +399,18 @@ def settings(self:RolloutPanel) -> dict:
 def _net(self:RolloutPanel, path):
     key = (str(path), os.stat(str(path) + '.json').st_mtime if Path(str(path) + '.json').exists() else None)
     with self._net_lock:
-        if key in self._nets: return self._nets[key]
-    net = load_generator(path, device=self.device or 'cpu').eval()
-    with self._net_lock: self._nets[key] = net
+        if key in self._nets: self._nets.move_to_end(key); return self._nets[key]
+    return self._keep_net(key, load_generator(path, device=self.device or 'cpu').eval())
+
+def _net_bytes(net) -> int:
+    return sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
+
+@patch
+def _keep_net(self:RolloutPanel, key, net):
+    "Cache `net` under `key`, dropping the least recently used networks beyond `nets_mb` (never the newest)."
+    with self._net_lock:
+        self._nets[key] = net; self._nets.move_to_end(key)
+        while len(self._nets) > 1 and sum(map(_net_bytes, self._nets.values())) > self.nets_bytes: self._nets.popitem(last=False)
     return net
 
 @patch
@@ -407,11 +419,10 @@ def _nets_for(self:RolloutPanel, s:dict) -> dict:
     a = self._net(s['a'])
     if s['a2'] is not None:
         k = ('blend', s['a'], s['a2'], s['blend'])
-        with self._net_lock: blended = self._nets.get(k)
-        if blended is None:
-            blended = blend_checkpoints(a, self._net(s['a2']), s['blend'])
-            with self._net_lock: self._nets[k] = blended
-        a = blended
+        with self._net_lock:
+            blended = self._nets.get(k)
+            if blended is not None: self._nets.move_to_end(k)
+        a = blended if blended is not None else self._keep_net(k, blend_checkpoints(a, self._net(s['a2']), s['blend']))
     return {'A': a, **({'B': self._net(s['b'])} if s['b'] is not None else {})}
 
 # %% ../nbs/11_widgets.ipynb #ea50541b
@@ -440,7 +451,7 @@ def update(self:RolloutPanel):
             on_frame=self._on_frame, on_idle=self._on_idle)
         self.tracks[key] = track
     self.tracks.move_to_end(key)
-    while len(self.tracks) > self.max_tracks: self.tracks.popitem(last=False)[1].close()
+    self._trim_tracks()
     for t in self.tracks.values():
         if t is not track: t.pause()
     self.track = track
@@ -463,6 +474,18 @@ def wait(self:RolloutPanel, timeout:float=60, plot:bool=False) -> bool:
         if time.monotonic() > end: return False
         time.sleep(0.005)
     return True
+
+# %% ../nbs/11_widgets.ipynb #0b0966ed
+def _track_bytes(t:RolloutTrack) -> int: return sum(f.nbytes for f in list(t.frames))
+
+@patch
+def _trim_tracks(self:RolloutPanel):
+    "Drop the least recently used rollouts beyond `max_tracks` or `cache_mb` of frames (never the current one)."
+    while len(self.tracks) > 1 and (len(self.tracks) > self.max_tracks
+                                    or sum(map(_track_bytes, self.tracks.values())) > self.cache_bytes):
+        key, t = self.tracks.popitem(last=False); t.close()
+        with self._show_lock:
+            for k in [k for k in self._bytes if k[0] == key]: del self._bytes[k]
 
 # %% ../nbs/11_widgets.ipynb #f1114556
 @patch

@@ -175,3 +175,21 @@ def test_helpers():
     assert Image.open(io.BytesIO(encode_image(np.zeros((8, 8, 3), np.uint8), 'png'))).size == (8, 8)
     p = LivePlot(interactive=False); p.ax.plot([1, 2]); p.draw()
     assert p.widget.value[:4] == b'\x89PNG'
+
+def test_caches_are_bounded_by_bytes(tiny_run):
+    "Moving the blend slider through many values and starting many rollouts keeps both caches within their byte limits."
+    from nfp_nb.widgets import _net_bytes, _track_bytes
+    p = RolloutPanel(tiny_run, preview_size=32, steps=3, nets_mb=0.2, cache_mb=0.05)
+    try:
+        assert p.wait(60)
+        one = _net_bytes(next(iter(p._nets.values())))
+        p.a2.value = str(tiny_run/'A'/'ep0001')
+        for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+            p.blend.value = v; assert p.wait(60)
+        assert sum(map(_net_bytes, p._nets.values())) <= max(p.nets_bytes, one)
+        assert len(p._nets) < 9                      # 3 checkpoints + 7 blends would be 10 without the bound
+        for seed in range(6):
+            p.seed.value = seed; assert p.wait(60)
+        assert len(p.tracks) >= 1 and sum(map(_track_bytes, p.tracks.values())) <= p.cache_bytes + _track_bytes(p.track)
+        assert p.track is next(reversed(p.tracks.values()))   # the current rollout is never the one dropped
+    finally: p.close()
