@@ -157,6 +157,7 @@ class Recipe:
     pushforward: float = None       # A: share of inputs that are A's own n-step prediction
     unroll: int = None              # A: pushforward's n in 1..unroll
     input_noise: float = None       # A: noise augmentation of its inputs (max std)
+    ema: float = 0.0                # EMA decay for A and B; rollouts then use the EMA weights (0: off, the package's default)
     b_warp: bool = None             # B only (None: as `warp`)
     b_lambda_feat: float = None     # B only (None: as `lambda_feat`)
     b_lambda_l1: float = None       # B only (None: as `lambda_l1`)
@@ -248,7 +249,8 @@ def train_a(store, r:Recipe, device, log) -> tuple:
     from nfp_nb.checkpoint import load_generator, list_checkpoints
     key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
                     l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'), warp=(r.warp, False),
-                                                                          pf=(r.pushforward if r.unroll else 0, 0), unroll=(r.unroll if r.pushforward else 0, 0), noise=(r.input_noise, 0))))
+                                                                          pf=(r.pushforward if r.unroll else 0, 0), unroll=(r.unroll if r.pushforward else 0, 0), noise=(r.input_noise, 0),
+                                                                          ema=(r.ema, 0))))
     run = store.run / f"A-{key}"
     done = run / 'done.json'
     if not done.exists():
@@ -258,7 +260,7 @@ def train_a(store, r:Recipe, device, log) -> tuple:
         G, D = build_generator(p.generator), build_discriminator(p.discriminator)
         unroll = r.unroll if r.pushforward else 0
         cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, lambda_tex=r.lambda_tex, pushforward=r.pushforward if unroll else 0.0,
-                          unroll=unroll, input_noise=r.input_noise, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
+                          unroll=unroll, input_noise=r.input_noise, ema=r.ema, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
         t0 = time.perf_counter()
         with _quiet():
             Trainer(G, D, PairDataset(store, skip=r.skip, seed=r.seed, unroll=unroll), cfg, run, 'A', meta={'preset': 'small'},
@@ -267,14 +269,15 @@ def train_a(store, r:Recipe, device, log) -> tuple:
         log(f"  trained A: {r.budget} steps in {time.perf_counter() - t0:.0f} s")
     cks = {c.step: c.path for c in list_checkpoints(run / 'A') if c.error is None}
     if r.steps_a not in cks or r.budget not in cks: raise RuntimeError(f"{run}: checkpoints {sorted(cks)} lack step {r.steps_a} or {r.budget}")
-    return load_generator(cks[r.budget], device=device), load_generator(cks[r.steps_a], device=device), run
+    ema = r.ema > 0
+    return load_generator(cks[r.budget], device=device, ema=ema), load_generator(cks[r.steps_a], device=device, ema=ema), run
 
 def train_b(store, a_run:Path, A, r:Recipe, device, log):
     "Train B against A (the A+B setting's A) for `steps_b` steps with `train_restorer`."
     from nfp_nb.restorer import train_restorer
     from nfp_nb.checkpoint import load_generator
     key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed,
-                    **_unless_default(tex=(r.b_lambda_tex, 0), up=(r.b_upsample, 'transpose'), init=(r.b_init, None), warp=(r.b_warp, False))))
+                    **_unless_default(tex=(r.b_lambda_tex, 0), up=(r.b_upsample, 'transpose'), init=(r.b_init, None), warp=(r.b_warp, False), ema=(r.ema, 0))))
     run = a_run / f"B-{key}"
     done = run / 'done.json'
     if not done.exists():
@@ -288,7 +291,7 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
         try:
             t0 = time.perf_counter()
             kw = _train_kw(p, r.b_lambda_feat, r.b_lambda_l1, r); kw.pop('batch_size'); kw.pop('lr'); kw.pop('gan_mode')
-            kw.pop('lambda_feat'); kw.pop('lambda_l1')
+            kw.pop('lambda_feat'); kw.pop('lambda_l1'); kw['ema'] = r.ema
             torch.manual_seed(r.seed)
             with _quiet(): train_restorer(run, predictor=A, n=r.n, m=r.m, prerender=prerender, preset='small', steps=r.steps_b,
                            store=store, device=device, lambda_feat=r.b_lambda_feat, lambda_l1=r.b_lambda_l1, lambda_tex=r.b_lambda_tex, init=r.b_init,
@@ -298,7 +301,7 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
         done.write_text(json.dumps({'seconds': time.perf_counter() - t0, 'prerender': prerender}))
         log(f"  trained B: {r.steps_b} steps (n {r.n}, m {r.m}, {'prerendered' if prerender else 'online'}) "
             f"in {time.perf_counter() - t0:.0f} s")
-    return load_generator(run / 'B' / 'latest', device=device), run
+    return load_generator(run / 'B' / 'latest', device=device, ema=r.ema > 0), run
 
 def settings_of(r:Recipe) -> list:
     "(label, schedule) of every rollout setting: A alone, A+B with the default schedule, then the others."
@@ -456,6 +459,7 @@ def parse_args(argv=None):
     g.add_argument('--lambda-tex', type=float); g.add_argument('--b-lambda-tex', type=float)
     g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
     g.add_argument('--pushforward', type=float); g.add_argument('--unroll', type=int); g.add_argument('--input-noise', type=float)
+    g.add_argument('--ema', type=float, help='EMA decay of A and B; rollouts use the EMA weights')
     g.add_argument('--warp', type=int, choices=[0, 1]); g.add_argument('--b-warp', type=int, choices=[0, 1])
     g.add_argument('--schedule'); g.add_argument('--others', help="the other schedules, comma-separated ('none': only the default)")
     g.add_argument('--blend', type=float); g.add_argument('--noise', type=float)
@@ -465,7 +469,7 @@ def parse_args(argv=None):
 def recipe_from_args(a) -> Recipe:
     r = Recipe()
     if a.quick: r = dataclasses.replace(r, size=64, frames=40, budget=24, rollout_steps=60, report_steps=(10, 30, 60), window=8)
-    for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'pushforward', 'unroll', 'input_noise', 'n', 'm', 'lambda_feat', 'lambda_l1',
+    for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'pushforward', 'unroll', 'input_noise', 'ema', 'n', 'm', 'lambda_feat', 'lambda_l1',
               'b_lambda_feat', 'b_lambda_l1', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample', 'schedule', 'blend', 'noise', 'seed', 'starts'):
         v = getattr(a, k)
         if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)
