@@ -423,10 +423,16 @@ class EMA:
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, step:int) -> float:
+        "The decay used after `step` updates: `min(decay, (1+step)/(10+step))`, so early averages are not stuck at the init."
+        return min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
-    def update(self, model:nn.Module):
+    def update(self, model:nn.Module,
+               step:int=None): # updates so far (the trainer's step); None: the decay itself, no warm-up
         "Move the average towards `model`'s current weights."
-        for e, p in zip(self.module.parameters(), model.parameters()): e.lerp_(p.detach(), 1 - self.decay)
+        d = self.decay if step is None else self.decay_at(step)
+        for e, p in zip(self.module.parameters(), model.parameters()): e.lerp_(p.detach(), 1 - d)
         for e, b in zip(self.module.buffers(), model.buffers()): e.copy_(b)
 
     def state_dict(self):

@@ -280,7 +280,7 @@ def train_step(self:Trainer, batch:dict) -> dict|None:
     self.opt_G.zero_grad(set_to_none=True); self.opt_D.zero_grad(set_to_none=True)
     loss_G.backward(); loss_D.backward()
     self.opt_G.step(); self.opt_D.step()
-    if self.ema is not None: self.ema.update(self.G)
+    if self.ema is not None: self.ema.update(self.G, self.step)
     self.step += 1; self.batch += 1
     return dict(zip(names, vals[:-1]), lr=lr)
 
