@@ -29,7 +29,7 @@ SCALES = (1, 2, 4)
 
 def _as_float01(frames) -> torch.Tensor:
     "uint8 (T,H,W,3) numpy/torch → float (T,3,H,W) in [0,1]."
-    t = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frames))
+    t = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.array(frames))   # a copy: cached frames are read-only
     if t.ndim == 3: t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3: raise ConfigError(f"expected uint8 frames (T,H,W,3), got shape {tuple(t.shape)}")
     return t.permute(0, 3, 1, 2).float().div_(255)
