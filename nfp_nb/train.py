@@ -12,7 +12,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler, DistributedSampler, default_collate
-from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar
+from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar, IN_NOTEBOOK
 from fastcore.basics import patch
 from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
                          bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path)
@@ -508,7 +508,10 @@ def fit(self:Trainer, until:int=None, # stop (with a checkpoint) after this many
     if self.step == 0 and self._pending_rng is None: seed_everything(cfg.seed + self.rank)
     self.G.train(); self.D.train()
     if self._sample_batch is None: self._prepare_samples()
-    self._mb = mb = master_bar(range(self.epoch, end)) if self.is_main and show else None
+    bars = show and self.is_main and (IN_NOTEBOOK or sys.stdout.isatty())
+    lines = show and self.is_main and not bars           # piped to a file: a plain line every 10 s, not bar redraws
+    self._mb = mb = master_bar(range(self.epoch, end)) if bars else None
+    last_line = time.time()
     epochs = mb if mb is not None else range(self.epoch, end)
     t0, n0 = time.time(), self.step
     done = lambda: bool(cfg.steps) and self.step >= cfg.steps
@@ -523,6 +526,7 @@ def fit(self:Trainer, until:int=None, # stop (with a checkpoint) after this many
                     losses = self.train_step(batch)
                     if losses is None: break
                     self._log(losses)
+                    if lines and time.time() - last_line > 10: print(self._epoch_line(t0, n0), flush=True); last_line = time.time()
                     if done(): break
                     if cfg.save_every_steps and self.step % cfg.save_every_steps == 0 and self.batch < self.steps_per_epoch: self.save()
                     if self._stop: break
@@ -531,6 +535,7 @@ def fit(self:Trainer, until:int=None, # stop (with a checkpoint) after this many
                     self.epoch, self.batch = self.epoch + 1, 0
                     last = self.epoch == end or done()
                     if mb is not None: mb.write(self._epoch_line(t0, n0)); self._plot_live()
+                    if lines: print(self._epoch_line(t0, n0), flush=True); last_line = time.time()
                     if (cfg.sample_every and self.epoch % cfg.sample_every == 0) or last: self.save_samples()
                     if ((cfg.save_every and self.epoch % cfg.save_every == 0) or last
                         or (cfg.save_every_steps and self.step % cfg.save_every_steps == 0)): self.save()
@@ -545,6 +550,7 @@ def fit(self:Trainer, until:int=None, # stop (with a checkpoint) after this many
         if self.is_main and self.batch: self.save_samples()
         self.save()
     if mb is not None and self.batch: mb.write(self._epoch_line(t0, n0))
+    if lines and self.batch: print(self._epoch_line(t0, n0), flush=True)
     return self
 
 # %% ../nbs/07_train.ipynb #87ba534c

@@ -198,3 +198,15 @@ def test_run_training_raises_catchable_errors(tmp_path, capsys):
     with pytest.raises(NFPError, match="--net: invalid choice: 'C'"): run_training(['--run', str(tmp_path/'run'), '--net', 'C'])
     with pytest.raises(SystemExit) as e: train_mod.train_main(['--run', str(tmp_path/'run'), '--net', 'C'])
     assert e.value.code == 2 and capsys.readouterr().err.count('\n') == 1
+
+def test_piped_output_is_plain_lines(tmp_path):
+    "Stdout that is not a terminal gets plain epoch lines, not progress-bar redraws."
+    import subprocess, sys
+    prep(tmp_path/'run')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.train', '--run', str(tmp_path/'run'), *TINY, '--epochs', '2'],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert '█' not in r.stdout and '\r' not in r.stdout, r.stdout[:300]
+    epoch_lines = [l for l in r.stdout.splitlines() if l.startswith('epoch ')]
+    assert [l.split()[1] for l in epoch_lines] == ['1/2', '2/2'] and 'nan' not in r.stdout, r.stdout
