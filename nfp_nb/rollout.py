@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from .core import (NFPError, ConfigError, CheckpointError, ScheduleError, SourceError, CacheError,
-                         as_device, resolve_dtype, autocast, to_float, to_uint8, cli_guard, atomic_write_json, check_writable, jsonable)
+                         as_device, resolve_dtype, autocast, to_float, to_uint8, cli_guard, atomic_write_json, check_writable)
 from .video import VideoWriter, contact_sheet
 from .data import resize_frames
 from .metrics import SourceStats, DriftMeter, summarize_drift
