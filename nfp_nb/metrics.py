@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import ConfigError
+from .models import run_generator
 
 # %% auto #0
 __all__ = ['SCALES', 'THUMB', 'BARS', 'filter_responses', 'texture_grams', 'SourceStats', 'DriftMeter', 'drift_metrics',
@@ -204,11 +205,6 @@ def pair_fidelity(pred, target,   # predictions and the real frames they aim at 
     if input is not None: out.update({f"spread_{k}": float(v.mean()) for k, v in frame_distances(input, target).items()})
     return out
 
-def _run(G, x, k:int):
-    "`G(x)`, or `G(x, k)` for a skip-conditioned generator."
-    if getattr(getattr(G, 'cfg', None), 'skip_cond', False): return G(x, torch.full((len(x),), k, device=x.device))
-    return G(x)
-
 @torch.inference_mode()
 def one_step_fidelity(A,               # the predictor (an `nn.Module` on `device`)
                       source,          # `FrameStore` or uint8 frames (T,H,W,3): real frames with known futures
@@ -224,11 +220,11 @@ def one_step_fidelity(A,               # the predictor (an `nn.Module` on `devic
     idx = np.unique(np.linspace(0, len(fr) - 1 - gap, min(count, len(fr) - gap)).round().astype(int))
     real = lambda j: torch.from_numpy(np.ascontiguousarray(fr[j])).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
     x = real(idx)
-    out = {'A': pair_fidelity(_run(A, x, k), real(idx + k), x)}
+    out = {'A': pair_fidelity(run_generator(A, x, k), real(idx + k), x)}
     if B is not None:
         y = x
-        for _ in range(n): y = _run(A, y, k)
-        out['B'] = pair_fidelity(_run(B, y, k), real(idx + n * k), x)
+        for _ in range(n): y = run_generator(A, y, k)
+        out['B'] = pair_fidelity(run_generator(B, y, k), real(idx + n * k), x)
     return out
 
 def source_spread(source,          # `FrameStore` or uint8 frames (T,H,W,3)

@@ -14,9 +14,9 @@ from .core import ConfigError, as_device, bf16_supported, resolve_dtype, autocas
 # %% auto #0
 __all__ = ['norm_layer', 'init_weights', 'apply_spectral_norm', 'ResnetBlock', 'upsample_layer', 'GeneratorConfig',
            'DiscriminatorConfig', 'config_from_dict', 'valid_sizes', 'size_message', 'pad_to_multiple', 'warp_frames',
-           'GlobalGenerator', 'count_params', 'LocalEnhancer', 'NLayerDiscriminator', 'MultiscaleDiscriminator',
-           'build_generator', 'build_discriminator', 'Preset', 'get_preset', 'EMA', 'inference_settings',
-           'model_summary', 'summary_table']
+           'GlobalGenerator', 'run_generator', 'count_params', 'LocalEnhancer', 'NLayerDiscriminator',
+           'MultiscaleDiscriminator', 'build_generator', 'build_discriminator', 'Preset', 'get_preset', 'EMA',
+           'inference_settings', 'model_summary', 'summary_table']
 
 # %% ../nbs/04_models.ipynb #fdeb3f29
 _NORMS = ('instance', 'batch', 'none')
@@ -241,6 +241,13 @@ class GlobalGenerator(_Generator):
         return self._finish(self.head(self.features(xp)), x, hw)
 
 # %% ../nbs/04_models.ipynb #f1996096
+def run_generator(G, x:torch.Tensor, # a generator (or any module taking frames) and a float batch (B,C,H,W)
+                  k=1,                   # skip: an int for the whole batch, or a (B,) tensor
+                 ) -> torch.Tensor:
+    "`G(x, k)` for a skip-conditioned generator, else `G(x)`: the one place that knows which modules take `k`."
+    if not getattr(getattr(G, 'cfg', None), 'skip_cond', False): return G(x)
+    return G(x, k if isinstance(k, torch.Tensor) else torch.full((len(x),), k, device=x.device))
+
 def count_params(model:nn.Module) -> int:
     "Number of parameters of `model` (trainable or not)."
     return sum(p.numel() for p in model.parameters())

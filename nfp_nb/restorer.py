@@ -15,6 +15,7 @@ from fastcore.basics import patch
 from .core import (NFPError, ConfigError, CheckpointError, CacheError, as_device, to_float, to_uint8,
                          atomic_path, atomic_write_json, file_fingerprint, check_writable)
 from .core import resolve_dtype, autocast
+from .models import run_generator
 from .checkpoint import load_generator, checkpoint_ref
 from .video import contact_sheet
 from .data import FrameStore
@@ -36,9 +37,7 @@ def _span(r, name:str) -> tuple:
 
 def _forward(predictor:nn.Module, x:torch.Tensor, k:int=1) -> torch.Tensor:
     "One step of the predictor on a float batch, passing skip `k` to skip-conditioned generators."
-    cfg = getattr(predictor, 'cfg', None)
-    if getattr(cfg, 'skip_cond', False): return predictor(x, torch.full((len(x),), k, device=x.device))
-    return predictor(x)
+    return run_generator(predictor, x, k)
 
 @torch.inference_mode()
 def apply_predictor(predictor:nn.Module, # the frozen predictor A

@@ -17,6 +17,7 @@ from .core import (NFPError, ConfigError, CheckpointError, ScheduleError, Source
                          as_device, resolve_dtype, autocast, to_float, to_uint8, cli_guard, atomic_write_json, check_writable)
 from .video import VideoWriter, contact_sheet
 from .data import resize_frames
+from .models import run_generator
 from .metrics import SourceStats, DriftMeter, summarize_drift
 
 # %% auto #0
@@ -258,10 +259,7 @@ class RolloutRun:
         self.events, self.names, self.seconds, self.steps_done = [], [], 0.0, 0
 
     def _forward(self, name, x):
-        net = self.nets[name]
-        cfg = getattr(net, 'cfg', None)
-        if getattr(cfg, 'skip_cond', False): return net(x, torch.full((len(x),), self.skip, device=x.device))
-        return net(x)
+        return run_generator(self.nets[name], x, self.skip)
 
     def _step(self, names, x, gen, extra_noise):
         "One step for the batch `x`; `names` gives the network of each sample."

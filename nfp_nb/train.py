@@ -18,7 +18,7 @@ from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointEr
                          bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path)
 from .video import contact_sheet
 from .data import FrameStore, PairDataset, make_loader
-from .models import build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig, EMA
+from .models import run_generator, build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig, EMA
 from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
 from .metrics import pair_fidelity
 from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, capture_rng_state, restore_rng_state
@@ -237,7 +237,7 @@ def _losses(self:Trainer, x, y, k):
     "Forward passes and losses of one step: (loss_G, loss_D, parts for logging)."
     cfg, B = self.cfg, x.shape[0]
     with self._autocast():
-        fake = self.G_run(x, k) if self.skip_cond else self.G_run(x)
+        fake = self.G_run(x, k) if self.skip_cond else self.G_run(x)   # G_run may be DDP/compiled: no cfg to ask
         # D on (input, fake.detach()) and (input, real) in ONE batched pass: (2B, 6, H, W)
         preds = self.D_run(torch.cat([torch.cat([x, fake.detach()], 1), torch.cat([x, y], 1)], 0))
         self.D.requires_grad_(False)          # G's pass: gradients flow through D into G, none into D's weights
@@ -294,7 +294,7 @@ def _pushforward(self:Trainer, batch:dict, x:torch.Tensor, k) -> torch.Tensor:
     if not bool(use.any()): return x
     y = self._to_device(batch['prev'])
     for i in range(int(n[use].max())):
-        with self._autocast(): p = self.G(y, k) if self.skip_cond else self.G(y)
+        with self._autocast(): p = run_generator(self.G, y, k)
         y = torch.where((use & (n > i))[:, None, None, None], p.to(y.dtype), y)
     return torch.where(use[:, None, None, None], y, x)
 
@@ -382,7 +382,7 @@ def _predict(self:Trainer, batch:dict) -> tuple:
     G = self.ema.module if self.ema is not None else self.G
     was = G.training; G.eval()
     x, y = batch['input'].to(self.device), batch['target'].to(self.device)
-    pred = G(x, batch['k'].to(self.device)) if self.skip_cond else G(x)
+    pred = run_generator(G, x, batch['k'].to(self.device) if self.skip_cond else None)
     G.train(was)
     return x, pred, y
 
