@@ -376,8 +376,8 @@ def tables_from_json(path, steps=None) -> str:
     steps = [str(s) for s in (steps or r['report_steps'])]
     head = ['source', 'setting'] + [f'{k} @{s}' for k in METRICS for s in steps]
     out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 2 + '---:|' * (len(head) - 2)]
-    bar = ['| source | (a) texture / A alone | (b) texture / spread | (c) motion | (c) sharpness | bar | '
-           'one step: A texture (spread) | B(A) texture | A alone texture |', '|---|---:|---:|---:|---:|---|---:|---:|---:|']
+    bar = ['| source | (a) texture / A alone | (a) at best | B removed | (b) texture / spread | (c) motion | (c) sharpness | bar | '
+           'one step: A texture (spread) | B(A) texture | A alone texture |', '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|']
     for name, rep in d['sources'].items():
         for label, m in rep['summary'].items():
             out.append('| ' + ' | '.join([name, label] + [f"{m[k][s]:.3f}" for k in METRICS for s in steps]) + ' |')
@@ -385,7 +385,9 @@ def tables_from_json(path, steps=None) -> str:
         c = v.get('checks', {})
         mark = lambda k, x: f"{x:.2f}" + ('' if c.get(k, True) else ' ✗')
         fa, fb, fo = f.get('A+B', {}).get('A', {}), f.get('A+B', {}).get('B', {}), f.get('A_alone', {})
-        bar.append(f"| {name} | {mark('a', v['texture_ratio'])} | {mark('b', v.get('texture_vs_spread', float('nan')))} | "
+        nan = float('nan')
+        bar.append(f"| {name} | {mark('a', v['texture_ratio'])} | {v.get('a_floor', nan):.2f} | {v.get('excess_removed', nan):.0%} | "
+                   f"{mark('b', v.get('texture_vs_spread', nan))} | "
                    f"{mark('motion', v['motion'])} | {mark('sharpness', v.get('sharpness', float('nan')))} | "
                    f"{'holds' if v['ok'] else 'missed'} | {fa.get('texture', float('nan')):.3f} ({fa.get('spread_texture', float('nan')):.3f}) | "
                    f"{fb.get('texture', float('nan')):.3f} | {fo.get('texture', float('nan')):.3f} |")
@@ -448,6 +450,8 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
     p.add_argument('--images', type=Path, default=None, help='also write small copies of the plots and sheets here (the docs)')
+    p.add_argument('--spread-only', action='store_true', help="only measure each source's spread and replay level "
+                   "(OUT/TAG/spread.json, no training): the floor of (a) for results stored before it was recorded")
     p.add_argument('--tag', default=None, help='name of this try (results go to OUT/TAG/; default: "default" or "quick")')
     g = p.add_argument_group('recipe (default: the package\'s)')
     g.add_argument('--size', type=int); g.add_argument('--frames', type=int); g.add_argument('--budget', type=int)
@@ -502,6 +506,12 @@ def main(argv=None) -> int:
     log(f"recipe: {json.dumps(asdict(r), default=str)}")
     log(f"budget per setting: A alone {r.budget} A steps; A+B {r.steps_a} A steps + {r.steps_b} B steps")
     report, tables = {}, []
+    if a.spread_only:
+        from nfp_nb.metrics import source_spread
+        sp = {name: source_spread(prepare_source(name, out, r)) for name in names}
+        (res_dir / 'spread.json').write_text(json.dumps(sp, indent=1))
+        for name, v in sp.items(): log(f"{name}: spread {v['texture']:.3f}, replay {v['replay']:.3f}")
+        return 0
     for name in names:
         t0 = time.perf_counter()
         log(f"[{name}]")
@@ -523,7 +533,8 @@ def main(argv=None) -> int:
         table = markdown_table(name, summ, r)
         okw = lambda c: 'ok' if v['checks'][c] else 'FAILS'
         fa, fb = fid['A+B']['A'], fid['A+B']['B']
-        line = (f"{name} @ step {v['step']}: (a) texture A+B/A alone = {v['texture_ratio']:.2f} (<= 0.60: {okw('a')}); "
+        line = (f"{name} @ step {v['step']}: (a) texture A+B/A alone = {v['texture_ratio']:.2f} (<= 0.60: {okw('a')}; "
+                f"at best {v['a_floor']:.2f}, a replay of the source; B removed {v['excess_removed']:.0%} of A alone's excess); "
                 f"(b) texture = {v['texture_vs_spread']:.2f}x the source's spread {v['spread']:.3f} (<= 2: {okw('b')}); "
                 f"(c) motion {v['motion']:.2f}x (0.3-3: {okw('motion')}), sharpness {v['sharpness']:.2f}x (0.5-2: {okw('sharpness')})\n"
                 f"  one step: A(x_t) texture {fa['texture']:.3f} vs spread {fa['spread_texture']:.3f}, colour {fa['colour']:.3f} "

@@ -229,12 +229,16 @@ def one_step_fidelity(A,               # the predictor (an `nn.Module` on `devic
 
 def source_spread(source,          # `FrameStore` or uint8 frames (T,H,W,3)
                   max_frames:int=256,
-                 ) -> dict:        # 'texture', 'sharpness', 'colour': the source's own drift-metric level
-    "The drift metrics of the source's later half measured against its earlier half: how far the video itself wanders."
+                 ) -> dict:        # 'texture', 'sharpness', 'colour': the source's own drift level; 'replay': see below
+    """The drift metrics of the source's later half measured against its earlier half: how far the video itself
+    wanders. 'replay' is the texture distance of the source's own frames against the whole source's statistics:
+    what a loop that replayed the source exactly would score, the floor no loop can be expected to beat."""
     fr = _frames_of(source); h = len(fr) // 2
     if h < 1: raise ConfigError("source_spread needs at least 2 frames")
     m = drift_metrics(fr[h:], SourceStats.from_source(fr[:h], max_frames=max_frames))
-    return {k: float(np.nanmean(m[k])) for k in ('texture', 'sharpness', 'colour')}
+    out = {k: float(np.nanmean(m[k])) for k in ('texture', 'sharpness', 'colour')}
+    out['replay'] = float(np.nanmean(drift_metrics(fr, SourceStats.from_source(fr, max_frames=max_frames))['texture']))
+    return out
 
 # %% ../nbs/09_metrics.ipynb #d430d92a
 BARS = dict(a=0.6, b=2.0, motion=(0.3, 3.0), sharpness=(0.5, 2.0))
@@ -250,8 +254,13 @@ def quality_bar(loop:dict,    # the loop's summary: 'texture', 'motion', 'sharpn
     checks = dict(a=bool(ratio <= BARS['a']), b=bool(vs <= BARS['b']),
                   motion=bool(BARS['motion'][0] <= loop['motion'] <= BARS['motion'][1]),
                   sharpness=bool(BARS['sharpness'][0] <= loop['sharpness'] <= BARS['sharpness'][1]))
-    return dict(texture_ratio=ratio, texture_vs_spread=vs, spread=spread['texture'], motion=loop['motion'],
-                sharpness=loop['sharpness'], checks=checks, ok=all(checks.values()))
+    out = dict(texture_ratio=ratio, texture_vs_spread=vs, spread=spread['texture'], motion=loop['motion'],
+               sharpness=loop['sharpness'], checks=checks, ok=all(checks.values()))
+    if 'replay' in spread:                   # how much of (a) is reachable at all, and how much of it B took
+        rp, al = spread['replay'], alone['texture']
+        out.update(replay=rp, a_floor=rp / max(al, 1e-12), a_attainable=bool(rp / max(al, 1e-12) <= BARS['a']),
+                   excess_removed=(al - loop['texture']) / (al - rp) if al > rp else float('nan'))
+    return out
 
 # %% ../nbs/09_metrics.ipynb #9fc67a20
 def _trailing_mean(v:np.ndarray, n:int) -> np.ndarray:
