@@ -226,7 +226,7 @@ _CSS = {'a': 'nfp-ckpt-a', 'a2': 'nfp-ckpt-a2', 'blend': 'nfp-blend', 'b': 'nfp-
         'preview': 'nfp-preview', 'play': 'nfp-play', 'frame': 'nfp-frame', 'progress': 'nfp-progress',
         'status': 'nfp-status', 'error': 'nfp-error', 'ex_size': 'nfp-export-size', 'ex_crop': 'nfp-export-crop',
         'ex_upscale': 'nfp-export-upscale', 'ex_loop': 'nfp-export-loop', 'ex_button': 'nfp-export',
-        'ex_progress': 'nfp-export-progress', 'ex_link': 'nfp-export-link'}
+        'ex_progress': 'nfp-export-progress', 'ex_link': 'nfp-export-link', 'ex_note': 'nfp-export-note'}
 
 def _ckpt_label(info) -> str:
     "Dropdown label of a `CheckpointInfo`: run/net/name, and a warning sign when it would not load."
@@ -308,14 +308,18 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.error = W.HTML()
     self.plot = LivePlot(figsize=(3.6, 1.8), interactive=plot_interactive, css='nfp-drift') if drift and has_store else None
     if self.plot is not None: self._init_plot()
-    self.ex_size = W.Dropdown(options=[('preview size', 0), ('512 px', 512), ('768 px', 768), ('1080 px', 1080)],
-                              description='export', style={'description_width': '50px'}, layout=L(width='180px'))
+    # the roll-out size of an export: a fully convolutional network draws differently at another scale, so only
+    # the preview's size gives the video that was previewed; bigger videos come from the upscale after it
+    self.ex_size = W.Dropdown(options=[('as previewed', 0), ('re-roll at 512 px', 512), ('re-roll at 768 px', 768),
+                                       ('re-roll at 1080 px', 1080)],
+                              description='export', style={'description_width': '50px'}, layout=L(width='210px'))
     self.ex_crop = W.Checkbox(False, description='16:9', indent=False, layout=L(width='60px'))
     self.ex_upscale = W.Dropdown(options=[('×1', 1), ('×2', 2), ('×4', 4)], layout=L(width='60px'))
     self.ex_loop = W.Checkbox(False, description='loop', indent=False, layout=L(width='60px'))
     self.ex_button = W.Button(description='Export', icon='film', button_style='primary', layout=L(width='100px'))
     self.ex_progress = W.IntProgress(0, min=0, max=1, layout=L(width='140px', visibility='hidden'))
     self.ex_link = W.HTML()
+    self.ex_note = W.HTML()
     for name, css in _CSS.items(): getattr(self, name).add_class(css)
     controls = W.VBox([self.a, W.HBox([self.a2]), self.blend, self.b, self.every, self.schedule, self.steps,
                        self.start_mode, W.HBox([self.start, self.thumb]), self.upload, W.HBox([self.seed, self.refresh_button])],
@@ -323,7 +327,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     view = W.VBox([self.preview, W.HBox([self.play, self.frame]), W.HBox([self.progress, self.status])]
                   + ([self.plot.widget] if self.plot is not None else []))
     export = W.HBox([self.ex_size, self.ex_crop, self.ex_upscale, self.ex_loop, self.ex_button, self.ex_progress, self.ex_link])
-    self.widget = W.VBox([W.HBox([controls, view]), export, self.error])
+    self.widget = W.VBox([W.HBox([controls, view]), export, self.ex_note, self.error])
     self.widget.add_class('nfp-panel')
     upd = lambda c: self._safe(self.update)
     for w in (self.a, self.a2, self.blend, self.b, self.every, self.schedule, self.steps, self.start_mode, self.start, self.seed):
@@ -335,7 +339,8 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.upload.observe(lambda c: self._safe(self._on_upload), 'value')
     self.refresh_button.on_click(lambda b: self._safe(self.refresh))
     self.ex_button.on_click(lambda b: self._safe(self.export, wait=False))
-    self._show_thumb()
+    for w in (self.ex_size, self.ex_upscale): w.observe(lambda c: self._safe(self._export_note), 'value')
+    self._show_thumb(); self._export_note()
 
 # %% ../nbs/11_widgets.ipynb #780c28fb
 @patch
@@ -629,6 +634,18 @@ def close(self:RolloutPanel):
     self.widget.close()
 
 # %% ../nbs/11_widgets.ipynb #070b7738
+@patch
+def _export_note(self:RolloutPanel):
+    "Say under the export row which video Export will write: the one previewed (then upscaled), or a re-roll."
+    k, size = self.ex_upscale.value, self.ex_size.value
+    if not size:
+        up = f", then upscales it ×{k} (short side {self.preview_size * k} px)" if k and k != 1 else ''
+        msg = f"Export rolls out at the preview's size ({self.preview_size} px short side): the video you previewed{up}."
+    else:
+        msg = (f"Export re-rolls at {size} px: a fully convolutional network draws differently at another scale, so this "
+               f"is <b>not</b> the video you previewed. For a bigger copy of the preview, keep 'as previewed' and upscale.")
+    self.ex_note.value = f'<span style="font-size:11px;color:#555">{msg}</span>'
+
 @patch
 def _export_path(self:RolloutPanel, s:dict) -> Path:
     folder = Path(self.export_dir) if self.export_dir is not None else Path(s['a']).parent.parent/'rollouts'

@@ -126,6 +126,10 @@ def test_errors_show_in_red_and_the_panel_recovers(panel, tiny_run):
 
 def test_export_writes_a_valid_mp4(panel, tmp_path):
     panel.steps.value = 6; assert panel.wait(60)
+    assert panel.ex_size.value == 0 and 'the video you previewed' in panel.ex_note.value      # the default: what was seen
+    panel.ex_upscale.value = 2; assert '×2' in panel.ex_note.value
+    panel.ex_size.value = 512; assert 're-rolls at 512 px' in panel.ex_note.value and '<b>not</b>' in panel.ex_note.value
+    panel.ex_size.value, panel.ex_upscale.value = 0, 1
     out = panel.export(tmp_path/'a.mp4', crop=True, factor=2)
     info = probe_video(out)
     assert (info.n_frames, info.height, info.width) == (7, 36, 64)
