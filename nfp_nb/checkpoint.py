@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.overrides import TorchFunctionMode
 from safetensors import safe_open, SafetensorError
 from safetensors.torch import save_file
 from . import __version__
@@ -317,21 +316,9 @@ def load_state_strict(module:nn.Module,           # module to load into (wrapper
     m.load_state_dict(state, strict=True)
     return module
 
-_I = torch.nn.init
-_RANDOM_INIT = {_I.normal_, _I.uniform_, _I.trunc_normal_, _I.kaiming_uniform_, _I.kaiming_normal_, _I.xavier_uniform_,
-                _I.xavier_normal_, _I.orthogonal_, torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.random_,
-                torch.Tensor.bernoulli_, torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_,
-                torch.Tensor.geometric_}
-
-class _SkipRandomInit(TorchFunctionMode):
-    "Inside it, random initialisers leave tensors untouched (uninitialised): for networks whose weights are loaded next."
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _RANDOM_INIT: return args[0] if args else kwargs['tensor']
-        return func(*args, **(kwargs or {}))
-
 def _skeleton(build, cfg) -> nn.Module:
-    "The network `cfg` describes, built without random initialisation: its tensors hold garbage until loaded."
-    with _SkipRandomInit(), torch.no_grad(): return build(cfg)
+    "The network `cfg` describes, built on the meta device: every shape, no memory and no random initialisation."
+    with torch.device('meta'): return build(cfg)
 
 def _expected(build, cfg) -> dict:
     "State dict of the network `cfg` builds, for its keys and shapes."
@@ -343,7 +330,7 @@ def _build_loaded(build, cfg, state:dict, device, source:str, what:str) -> nn.Mo
     _compare_state(m.state_dict(), state, source, what)
     if any(sub._non_persistent_buffers_set for sub in m.modules()):   # buffers no state dict restores: build properly
         m = build(cfg); m.load_state_dict(state, strict=True)
-    else: m.load_state_dict(state, strict=True, assign=True)          # adopt the loaded tensors, no copy
+    else: m.load_state_dict(state, strict=True, assign=True)          # the meta skeleton adopts the loaded tensors
     return m.to(device)
 
 # %% ../nbs/06_checkpoint.ipynb #7d23eb8c

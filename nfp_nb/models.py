@@ -32,6 +32,7 @@ def norm_layer(norm:str, # 'instance' (no affine, as pix2pixHD), 'batch' or 'non
 
 def init_weights(m:nn.Module):
     "pix2pixHD's init: convs N(0, 0.02), norm scales N(1, 0.02) with zero bias (use with `module.apply`)."
+    if any(p.is_meta for p in m.parameters(recurse=False)): return   # a shape-only skeleton (for loading): nothing to draw
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)): nn.init.normal_(m.weight, 0.0, 0.02)
     elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
         nn.init.normal_(m.weight, 1.0, 0.02); nn.init.zeros_(m.bias)
@@ -192,7 +193,8 @@ class _Generator(nn.Module):
 
     def _init(self):
         self.apply(init_weights)
-        if self.cfg.residual or self.cfg.warp: nn.init.zeros_(self.head[1].weight); nn.init.zeros_(self.head[1].bias)
+        if (self.cfg.residual or self.cfg.warp) and not self.head[1].weight.is_meta:
+            nn.init.zeros_(self.head[1].weight); nn.init.zeros_(self.head[1].bias)
         if self.cfg.spectral_norm: apply_spectral_norm(self)
 
 def _check_gen_cfg(cfg:GeneratorConfig):
