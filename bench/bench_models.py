@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
 from nfp_nb.core import as_device, bf16_supported, to_uint8
-from nfp_nb.models import build_generator, get_preset, model_summary, inference_settings
+from nfp_nb.models import build_generator, get_preset, model_summary
+from nfp_nb.core import inference_settings
 from nfp_nb.core import autocast
 
 

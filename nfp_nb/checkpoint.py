@@ -20,9 +20,9 @@ from .models import (GeneratorConfig, DiscriminatorConfig, build_generator, buil
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'CHECKPOINT_KIND', 'LATEST', 'PREFIXES', 'checkpoint_name', 'unwrap_model', 'check_weights_only',
-           'capture_rng_state', 'restore_rng_state', 'save_checkpoint', 'resolve_checkpoint', 'load_state_strict',
-           'Checkpoint', 'load_checkpoint', 'load_generator', 'load_resume_state', 'checkpoint_fingerprint',
-           'checkpoint_ref', 'ref_matches', 'CheckpointInfo', 'list_checkpoints', 'format_checkpoints']
+           'save_checkpoint', 'resolve_checkpoint', 'load_state_strict', 'Checkpoint', 'load_checkpoint',
+           'load_generator', 'load_resume_state', 'checkpoint_fingerprint', 'checkpoint_ref', 'ref_matches',
+           'CheckpointInfo', 'list_checkpoints', 'format_checkpoints']
 
 # %% ../nbs/06_checkpoint.ipynb #60053055
 FORMAT_VERSION = 1                   # bumped only when an older nfp_nb could not read the files correctly
@@ -82,25 +82,6 @@ def check_weights_only(obj, where:str='resume_state'):
         return
     raise CheckpointError(f"{where} is a {type(obj).__module__}.{type(obj).__name__}, which torch.load(weights_only=True) "
                           "cannot load back: store tensors, numbers, strings and plain dicts/lists/tuples only")
-
-# %% ../nbs/06_checkpoint.ipynb #826956aa
-def capture_rng_state() -> dict:
-    "Python, NumPy, torch (and CUDA) random states as tensors and plain containers, safe for `weights_only` loading."
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    st = {'python': random.getstate(), 'torch': torch.get_rng_state(),
-          'numpy': {'name': name, 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
-                    'has_gauss': int(has_gauss), 'cached_gaussian': float(gauss)}}
-    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
-    return st
-
-def restore_rng_state(st:dict):
-    "Restore the random states captured by `capture_rng_state`."
-    v, internal, gauss = st['python']
-    random.setstate((v, tuple(internal), gauss))
-    n = st['numpy']
-    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
-    torch.set_rng_state(st['torch'])
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 # %% ../nbs/06_checkpoint.ipynb #f85bbf10
 _sha_cache = {}

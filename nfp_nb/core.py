@@ -13,7 +13,7 @@ import torch
 __all__ = ['NFPError', 'SourceError', 'ConfigError', 'CacheError', 'CheckpointError', 'ScheduleError', 'TrainingError',
            'default_device', 'as_device', 'bf16_supported', 'resolve_dtype', 'autocast', 'seed_everything', 'to_float',
            'to_uint8', 'check_writable', 'atomic_path', 'atomic_write_bytes', 'jsonable', 'atomic_write_json',
-           'file_fingerprint', 'hash_dict', 'CLIParser', 'cli_guard']
+           'file_fingerprint', 'hash_dict', 'CLIParser', 'cli_guard', 'inference_settings']
 
 # %% ../nbs/00_core.ipynb #e0aa1d00
 class NFPError(Exception):
@@ -195,3 +195,9 @@ def cli_guard(f):
             print(f"{prog}: interrupted", file=sys.stderr)
             raise SystemExit(130)
     return _inner
+
+# %% ../nbs/00_core.ipynb #27b8ba95
+def inference_settings(device=None) -> tuple: # (dtype for autocast, memory format)
+    "The fastest numerically safe (autocast dtype, memory format) for generator forwards on `device`."
+    dev = as_device(device)
+    return resolve_dtype('auto', dev), (torch.channels_last if dev.type == 'cuda' else torch.contiguous_format)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #1775b7bc
 from __future__ import annotations
-import io, os, sys, math, time, random, signal, argparse, threading, contextlib, dataclasses
+import io, os, sys, copy, math, time, random, signal, argparse, threading, contextlib, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -18,15 +18,61 @@ from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointEr
                          bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path)
 from .video import contact_sheet
 from .data import FrameStore, PairDataset, make_loader
-from .models import run_generator, build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig, EMA
+from .models import run_generator, build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig
 from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
 from .metrics import pair_fidelity
-from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, capture_rng_state, restore_rng_state
+from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name
 
 # %% auto #0
-__all__ = ['NETS', 'TrainConfig', 'lr_factor', 'ResumableSampler', 'preserve_rng', 'dist_env', 'init_distributed', 'Trainer',
-           'TrainData', 'build_dataset', 'pair_data', 'train_parser', 'train_config_from_args', 'run_training',
-           'train_main']
+__all__ = ['NETS', 'EMA', 'capture_rng_state', 'restore_rng_state', 'TrainConfig', 'lr_factor', 'ResumableSampler',
+           'preserve_rng', 'dist_env', 'init_distributed', 'Trainer', 'TrainData', 'build_dataset', 'pair_data',
+           'train_parser', 'train_config_from_args', 'run_training', 'train_main']
+
+# %% ../nbs/07_train.ipynb #e00e0495
+class EMA:
+    "Exponential moving average copy of a model: `ema.update(model)` after each step, `ema.module` to use it."
+    def __init__(self, model:nn.Module, decay:float=0.999):
+        if not 0 <= decay < 1: raise ConfigError(f"EMA decay={decay}: must be in [0, 1)")
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def decay_at(self, step:int) -> float:
+        "The decay used after `step` updates: `min(decay, (1+step)/(10+step))`, so early averages are not stuck at the init."
+        return min(self.decay, (1 + step) / (10 + step))
+
+    @torch.no_grad()
+    def update(self, model:nn.Module,
+               step:int=None): # updates so far (the trainer's step); None: the decay itself, no warm-up
+        "Move the average towards `model`'s current weights."
+        d = self.decay if step is None else self.decay_at(step)
+        for e, p in zip(self.module.parameters(), model.parameters()): e.lerp_(p.detach(), 1 - d)
+        for e, b in zip(self.module.buffers(), model.buffers()): e.copy_(b)
+
+    def state_dict(self):
+        "Weights of the averaged copy."
+        return self.module.state_dict()
+    def load_state_dict(self, sd):
+        "Load weights into the averaged copy."
+        return self.module.load_state_dict(sd)
+
+# %% ../nbs/07_train.ipynb #826956aa
+def capture_rng_state() -> dict:
+    "Python, NumPy, torch (and CUDA) random states as tensors and plain containers, safe for `weights_only` loading."
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    st = {'python': random.getstate(), 'torch': torch.get_rng_state(),
+          'numpy': {'name': name, 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                    'has_gauss': int(has_gauss), 'cached_gaussian': float(gauss)}}
+    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
+    return st
+
+def restore_rng_state(st:dict):
+    "Restore the random states captured by `capture_rng_state`."
+    v, internal, gauss = st['python']
+    random.setstate((v, tuple(internal), gauss))
+    n = st['numpy']
+    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['cached_gaussian']))
+    torch.set_rng_state(st['torch'])
+    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 # %% ../nbs/07_train.ipynb #793907f7
 @dataclass

@@ -7,11 +7,12 @@ import torch
 import torch.nn as nn
 
 from nfp_nb.core import CheckpointError
-from nfp_nb.models import GeneratorConfig, DiscriminatorConfig, build_generator, build_discriminator, EMA
+from nfp_nb.models import GeneratorConfig, DiscriminatorConfig, build_generator, build_discriminator
+from nfp_nb.train import EMA, capture_rng_state, restore_rng_state
 from nfp_nb import checkpoint as ckmod
 from nfp_nb.checkpoint import (save_checkpoint, load_generator, load_checkpoint, resolve_checkpoint, list_checkpoints,
                                checkpoint_fingerprint, checkpoint_ref, load_resume_state, load_state_strict,
-                               capture_rng_state, restore_rng_state, format_checkpoints, checkpoint_name)
+                               format_checkpoints, checkpoint_name)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_G = dict(ngf=4, n_downsampling=2, n_blocks=1)

@@ -1,11 +1,12 @@
-"Tests for nfp_nb.models: pix2pixHD parity, sizes, extras, presets, EMA, summary."
+"Tests for nfp_nb.models: pix2pixHD parity, sizes, extras, presets, summary (and the trainer's EMA, inference settings)."
 import dataclasses
 from dataclasses import asdict
 import pytest, torch
 from nfp_nb.core import ConfigError, to_float, to_uint8
 from nfp_nb.models import *
 from nfp_nb.models import valid_sizes, size_message, pad_to_multiple
-from nfp_nb.core import autocast
+from nfp_nb.core import autocast, inference_settings
+from nfp_nb.train import EMA
 
 def _meta_count(fn):
     with torch.device('meta'): return count_params(fn())
