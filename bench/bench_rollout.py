@@ -56,7 +56,7 @@ def bare(G, frame, steps, dtype, channels_last=False):
 
 def ours(G, frame, steps, folder, **kw):
     "(c) `render_video`: rollout → mp4."
-    from nfp_nb.rollout import render_video
+    from nfp_nb.render import render_video
     render_video(Path(folder) / 'warm.mp4', frame, G, steps=2, **kw)
     t, c = time.perf_counter(), time.process_time()
     render_video(Path(folder) / 'out.mp4', frame, G, steps=steps, chunk=16, **kw)
@@ -67,7 +67,7 @@ import sys, resource, tempfile, torch
 sys.path.insert(0, {root!r})
 torch.set_num_threads({threads})
 from nfp_nb.models import build_generator, get_preset
-from nfp_nb.rollout import render_video
+from nfp_nb.render import render_video
 torch.manual_seed(0)
 G = build_generator(get_preset({preset!r}).generator).eval()
 d = tempfile.mkdtemp()

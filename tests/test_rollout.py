@@ -5,8 +5,8 @@ import numpy as np, pytest, torch, torch.nn as nn
 from PIL import Image
 from nfp_nb.core import ScheduleError, CheckpointError, ConfigError, SourceError, to_float
 from nfp_nb.models import build_generator, get_preset, GeneratorConfig
-from nfp_nb.rollout import (parse_schedule, rollout, iter_rollout, blend_checkpoints, load_start, CollapseConfig,
-                            crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video, rollout_main)
+from nfp_nb.rollout import parse_schedule, rollout, iter_rollout, blend_checkpoints, load_start, CollapseConfig
+from nfp_nb.render import crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video, rollout_main
 from nfp_nb.video import read_video
 
 @pytest.fixture(autouse=True, scope='module')
@@ -187,7 +187,7 @@ def _cli(argv, capsys):
 def test_cli_subprocess(run, tmp_path):
     out = tmp_path / 'r.mp4'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get('PYTHONPATH', '')}
-    r = subprocess.run([sys.executable, '-m', 'nfp_nb.rollout', '--run', str(run), '--steps', '8', '--crop', '16:9', '--upscale', '2',
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.render', '--run', str(run), '--steps', '8', '--crop', '16:9', '--upscale', '2',
                         '--out', str(out), '--metrics', str(tmp_path / 'm.json')], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert read_video(out).shape == (9, 36, 64, 3)

@@ -7,7 +7,8 @@ from nfp_nb.checkpoint import save_checkpoint
 from nfp_nb.data import FrameStore
 from nfp_nb.models import build_generator, get_preset
 from nfp_nb.video import probe_video
-from nfp_nb.widgets import RolloutPanel, RolloutTrack, FramesViewer, TrainingMonitor, LivePlot, encode_image, preview_hw
+from nfp_nb.tracks import RolloutTrack
+from nfp_nb.widgets import RolloutPanel, FramesViewer, TrainingMonitor, LivePlot, encode_image, preview_hw
 
 @pytest.fixture(autouse=True, scope='module')
 def one_thread():
@@ -182,7 +183,7 @@ def test_helpers():
 
 def test_caches_are_bounded_by_bytes(tiny_run):
     "Moving the blend slider through many values and starting many rollouts keeps both caches within their byte limits."
-    from nfp_nb.widgets import _net_bytes, _track_bytes
+    from nfp_nb.widgets import _net_bytes
     p = RolloutPanel(tiny_run, preview_size=32, steps=3, nets_mb=0.2, cache_mb=0.05)
     try:
         assert p.wait(60)
@@ -194,6 +195,6 @@ def test_caches_are_bounded_by_bytes(tiny_run):
         assert len(p._nets) < 9                      # 3 checkpoints + 7 blends would be 10 without the bound
         for seed in range(6):
             p.seed.value = seed; assert p.wait(60)
-        assert len(p.tracks) >= 1 and sum(map(_track_bytes, p.tracks.values())) <= p.cache_bytes + _track_bytes(p.track)
+        assert len(p.tracks) >= 1 and sum(t.nbytes for t in p.tracks.values()) <= p.cache_bytes + p.track.nbytes
         assert p.track is next(reversed(p.tracks.values()))   # the current rollout is never the one dropped
     finally: p.close()
