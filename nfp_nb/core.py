@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #6dd99594
 from __future__ import annotations
-import os, random, tempfile, contextlib, hashlib, json
+import os, sys, random, tempfile, contextlib, hashlib, json
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ import torch
 __all__ = ['NFPError', 'SourceError', 'ConfigError', 'CacheError', 'CheckpointError', 'ScheduleError', 'TrainingError',
            'default_device', 'as_device', 'bf16_supported', 'resolve_dtype', 'autocast', 'seed_everything', 'to_float',
            'to_uint8', 'check_writable', 'atomic_path', 'atomic_write_bytes', 'jsonable', 'atomic_write_json',
-           'file_fingerprint', 'hash_dict', 'CLIParser', 'cli_guard', 'inference_settings']
+           'live_progress', 'file_fingerprint', 'hash_dict', 'CLIParser', 'cli_guard', 'inference_settings']
 
 # %% ../nbs/00_core.ipynb #e0aa1d00
 class NFPError(Exception):
@@ -154,6 +154,13 @@ def jsonable(o):
 def atomic_write_json(path:Path, obj):
     "Write `obj` as indented JSON (through `jsonable`) to `path` atomically."
     return atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=1) + '\n').encode())
+
+# %% ../nbs/00_core.ipynb #6237cf8c
+def live_progress(want:bool=True) -> bool:
+    "Draw progress bars? Only when `want` and the output is a notebook or a terminal (a piped log gets no redraws)."
+    if not want: return False
+    from fastprogress.fastprogress import IN_NOTEBOOK
+    return bool(IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty()))
 
 # %% ../nbs/00_core.ipynb #70c0edc7
 def file_fingerprint(path:Path) -> dict:

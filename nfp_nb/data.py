@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, DataLoader
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
-from .core import (SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
+from .core import (live_progress, SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
                          atomic_write_json, atomic_path, file_fingerprint, hash_dict, cli_guard)
 from .video import probe_video, iter_video, VideoInfo
 from .sample import iter_sample
@@ -185,7 +185,7 @@ def _write_npy(path:Path, chunks, shape, progress, what):
         with atomic_path(path) as tmp, open(tmp, 'wb') as f:
             np.lib.format.write_array_header_1_0(f, {'descr': '|u1', 'fortran_order': False, 'shape': tuple(shape)})
             done = 0
-            pb = progress_bar(range(shape[0]), leave=False) if progress else None
+            pb = progress_bar(range(shape[0]), leave=False) if live_progress(progress) else None
             if pb is not None: pb.update(0)
             for c in chunks:
                 c = c[:shape[0] - done]
@@ -300,7 +300,7 @@ def prep_main(argv=None):
     run = Path(a.run) if a.run else Path('runs')/(Path(a.source).stem if a.source else 'sample')
     t0 = time.time()
     store = FrameStore.prepare(a.source, run=run, size=size, crop=a.crop, max_frames=a.max_frames, stride=a.stride,
-                               progress=not a.quiet and sys.stdout.isatty(), min_frames=a.skip + 1)
+                               progress=not a.quiet, min_frames=a.skip + 1)
     PairDataset(store, skip=a.skip)
     print(f"{len(store)} frames, {store.size[0]}x{store.size[1]}, {store.fps:g} fps -> {store.path} ({time.time() - t0:.1f} s)")
     return store

@@ -14,7 +14,7 @@ from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 from .core import (NFPError, ConfigError, CheckpointError, CacheError, as_device, to_float, to_uint8,
                          atomic_path, atomic_write_json, file_fingerprint, check_writable)
-from .core import resolve_dtype, autocast
+from .core import resolve_dtype, autocast, live_progress
 from .models import run_generator
 from .checkpoint import load_generator, checkpoint_ref
 from .video import contact_sheet
@@ -245,7 +245,7 @@ def _render(self:RestorePairDataset, key:dict):
     with atomic_path(self.cache_path) as tmp:
         mm = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint8, shape=(N, T, H, W, 3))
         batches = range(0, T, bs)
-        if self.progress: batches = progress_bar(batches); batches.comment = f'prerendering A^1..A^{N} of {T} frames'
+        if live_progress(self.progress): batches = progress_bar(batches); batches.comment = f'prerendering A^1..A^{N} of {T} frames'
         for s in batches:
             x = to_float(np.array(self.frames[s:s+bs])).to(self.device)      # (b, 3, H, W)
             for step in range(N):

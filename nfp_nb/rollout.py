@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from .core import ConfigError, CheckpointError, ScheduleError, SourceError, as_device, resolve_dtype, autocast, to_float, to_uint8
+from .core import ConfigError, CheckpointError, ScheduleError, SourceError, as_device, resolve_dtype, autocast, to_float, to_uint8, live_progress
 from .data import resize_frames
 from .models import run_generator
 
@@ -298,7 +298,7 @@ class RolloutRun:
         buf = torch.empty((B, self.chunk, H, W, 3), dtype=torch.uint8)
         fmt = (lambda c: c.numpy()) if self.batched else (lambda c: c[0].numpy())
         pbar = None
-        if self.progress:
+        if live_progress(self.progress):
             from fastprogress.fastprogress import progress_bar
             pbar = iter(progress_bar(range(self.steps), leave=False))
         with torch.inference_mode():

@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler, DistributedSampler, default_collate
 from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar, IN_NOTEBOOK
 from fastcore.basics import patch
-from .core import (NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
+from .core import (live_progress, NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
                          bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path)
 from .video import contact_sheet
 from .data import FrameStore, PairDataset, make_loader
@@ -554,7 +554,7 @@ def fit(self:Trainer, until:int=None, # stop (with a checkpoint) after this many
     if self.step == 0 and self._pending_rng is None: seed_everything(cfg.seed + self.rank)
     self.G.train(); self.D.train()
     if self._sample_batch is None: self._prepare_samples()
-    bars = show and self.is_main and (IN_NOTEBOOK or sys.stdout.isatty())
+    bars = show and self.is_main and live_progress()
     lines = show and self.is_main and not bars           # piped to a file: a plain line every 10 s, not bar redraws
     self._mb = mb = master_bar(range(self.epoch, end)) if bars else None
     last_line = time.time()
