@@ -14,7 +14,7 @@ import torch.nn as nn
 from safetensors import safe_open, SafetensorError
 from safetensors.torch import save_file
 from . import __version__
-from .core import CheckpointError, NFPError, atomic_path, check_writable, jsonable
+from .core import CheckpointError, ConfigError, NFPError, atomic_path, check_writable, jsonable
 from .models import (GeneratorConfig, DiscriminatorConfig, build_generator, build_discriminator,
                            config_from_dict)
 
@@ -22,7 +22,7 @@ from .models import (GeneratorConfig, DiscriminatorConfig, build_generator, buil
 __all__ = ['FORMAT_VERSION', 'CHECKPOINT_KIND', 'LATEST', 'PREFIXES', 'checkpoint_name', 'unwrap_model', 'check_weights_only',
            'save_checkpoint', 'resolve_checkpoint', 'load_state_strict', 'Checkpoint', 'load_checkpoint',
            'load_generator', 'load_resume_state', 'checkpoint_fingerprint', 'checkpoint_ref', 'ref_matches',
-           'CheckpointInfo', 'list_checkpoints', 'format_checkpoints']
+           'CheckpointInfo', 'list_checkpoints', 'format_checkpoints', 'prune_checkpoints']
 
 # %% ../nbs/06_checkpoint.ipynb #60053055
 FORMAT_VERSION = 1                   # bumped only when an older nfp_nb could not read the files correctly
@@ -523,3 +523,24 @@ def format_checkpoints(infos:list # from `list_checkpoints`
                      i.fingerprint or '-', ' '.join(notes)))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     return '\n'.join('  '.join(v.ljust(w) for v, w in zip(r, widths)) + '  ' + r[-1] for r in rows).rstrip()
+
+# %% ../nbs/06_checkpoint.ipynb #64909d2a
+def prune_checkpoints(folder:Path, # one network's folder, e.g. `runs/x/A`
+                      keep:int,    # how many of the most recent checkpoints to keep (at least 1)
+                     ) -> list:    # the stems removed
+    "Remove all but the `keep` most recent checkpoints in `folder` (never the one `latest` names)."
+    if keep < 1: raise ConfigError(f"keep={keep}: must be at least 1")
+    folder = Path(folder)
+    try: latest = _follow_latest(folder/LATEST).name
+    except CheckpointError: latest = None
+    recs = [(n, _read_record_quiet(folder/n)) for n in _checkpoint_names(folder)]
+    order = sorted(recs, key=lambda nr: (nr[1].get('step') or -1, nr[1].get('epoch') or -1, nr[0]), reverse=True)
+    removed = []
+    for name, rec in order[keep:]:
+        if name == latest: continue
+        for part in ('weights', 'resume_state'):
+            f = (rec.get(part) or {}).get('file')
+            if f: (folder/f).unlink(missing_ok=True)
+        _sibling(folder/name, '.json').unlink(missing_ok=True)       # last: a half-pruned checkpoint is no checkpoint
+        removed.append(folder/name)
+    return removed

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, DataLoader
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
-from .core import (live_progress, SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
+from .core import (live_progress, CLIParser, SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
                          atomic_write_json, atomic_path, file_fingerprint, hash_dict, cli_guard)
 from .video import probe_video, iter_video, VideoInfo
 from .sample import iter_sample
@@ -285,7 +285,7 @@ def _parse_size(s:str):
 @cli_guard
 def prep_main(argv=None):
     "Console script `nfp_prep`: decode a video or image folder (default: the sample video) into a run's frame cache."
-    p = argparse.ArgumentParser(prog='nfp_prep', description='Decode a video (or image folder, or the built-in sample) into a frame cache.')
+    p = CLIParser(prog='nfp_prep', description='Decode a video (or image folder, or the built-in sample) into a frame cache.')
     p.add_argument('source', nargs='?', default=None, help='video file or folder of images (default: the built-in sample video)')
     p.add_argument('--run', default=None, help='run folder (default: runs/<source name> or runs/sample)')
     p.add_argument('--size', default='256', help='short side N, or exact HxW (default 256)')

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from .core import (NFPError, ConfigError, ScheduleError, SourceError, CacheError, as_device, to_float, to_uint8,
-                         cli_guard, atomic_write_json, check_writable)
+                         cli_guard, CLIParser, atomic_write_json, check_writable)
 from .video import VideoWriter
 from .metrics import SourceStats, DriftMeter, summarize_drift
 from .rollout import DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, _fmt, _load_net, _target_hw
@@ -227,7 +227,7 @@ def _note(msg): print(f"nfp_rollout: note: {msg}", file=sys.stderr)
 
 def rollout_parser() -> argparse.ArgumentParser:
     "The argument parser of `nfp_rollout`."
-    p = argparse.ArgumentParser(prog='nfp_rollout', description='Render a feedback rollout of trained networks to mp4.')
+    p = CLIParser(prog='nfp_rollout', description='Render a feedback rollout of trained networks to mp4.')
     p.add_argument('--run', type=Path, help='run folder (holds frames/, A/, B/)')
     p.add_argument('--steps', type=int, required=True, help='rollout steps (the video has steps+1 frames)')
     p.add_argument('--schedule', default=None, help="network per step, repeated: 'A', 'AAAB', ... (default: " + DEFAULT_SCHEDULE + " with B, else A); '[AB]': every frame B(A(x))")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import ConfigError, cli_guard
+from .core import ConfigError, CLIParser, cli_guard
 from .video import write_video, contact_sheet
 
 # %% auto #0
@@ -180,7 +180,7 @@ def write_sample(path:Path,        # output .mp4
 @cli_guard
 def sample_main(argv=None):
     "Console script `nfp_sample`: write the procedural sample video to an mp4."
-    p = argparse.ArgumentParser(prog='nfp_sample', description='Write the built-in procedural sample video to an mp4.')
+    p = CLIParser(prog='nfp_sample', description='Write the built-in procedural sample video to an mp4.')
     p.add_argument('out', help='output .mp4 file')
     p.add_argument('--frames', type=int, default=300, help='number of frames (default 300)')
     p.add_argument('--size', type=int, default=256, help='width in pixels (default 256)')

@@ -21,12 +21,12 @@ from .data import FrameStore, PairDataset, make_loader
 from .models import run_generator, build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig
 from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
 from .metrics import pair_fidelity
-from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name
+from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, prune_checkpoints
 
 # %% auto #0
 __all__ = ['NETS', 'EMA', 'capture_rng_state', 'restore_rng_state', 'TrainConfig', 'lr_factor', 'ResumableSampler',
            'preserve_rng', 'dist_env', 'init_distributed', 'Trainer', 'TrainData', 'build_dataset', 'pair_data',
-           'train_parser', 'train_config_from_args', 'run_training', 'train_main']
+           'train_parser', 'train_config_from_args', 'torchrun_command', 'run_training', 'train_main']
 
 # %% ../nbs/07_train.ipynb #e00e0495
 class EMA:
@@ -97,6 +97,7 @@ class TrainConfig:
     ema: float = 0.0                # decay of an EMA copy of G's weights (0: no EMA)
     save_every: int = 1             # checkpoint every N epochs (0: only at the end)
     save_every_steps: int = 0       # also every N steps (0: off)
+    keep: int = 0                   # keep only the N most recent checkpoints of the network (0: keep all)
     sample_every: int = 1           # sample grid every N epochs (0: only at the end)
     n_samples: int = 3              # rows of the sample grid
     seed: int = 0                   # seeds the data order and every RNG
@@ -121,7 +122,7 @@ class TrainConfig:
         if not 0 <= self.pushforward <= 1: raise bad(f"pushforward={self.pushforward}: must be in [0, 1]")
         if self.input_noise < 0: raise bad(f"input_noise={self.input_noise}: must not be negative")
         if self.pushforward and not self.unroll: raise bad("pushforward needs unroll >= 1 (how many steps of G to run)")
-        for k in ('save_every', 'save_every_steps', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every',
+        for k in ('save_every', 'save_every_steps', 'keep', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every',
                   'lambda_feat', 'lambda_l1', 'lambda_tex', 'unroll'):
             if getattr(self, k) < 0: raise bad(f"{k}={getattr(self, k)}: must not be negative")
 
@@ -376,6 +377,7 @@ def save(self:Trainer, name:str=None) -> Path:
     if self.is_main:
         save_checkpoint(path, self.G, meta=self.checkpoint_meta(), discriminator=self.D,
                         ema=self.ema.module if self.ema is not None else None, resume_state=self.resume_state())
+        if self.cfg.keep: prune_checkpoints(path.parent, self.cfg.keep)
     if self.world > 1: dist.barrier()
     self.last_checkpoint, self._saved_step = path, self.step
     return path
@@ -397,6 +399,11 @@ def resume(self:Trainer, path=None) -> Trainer:
     _check_same('generator config', ck.generator_config, getattr(self.G, 'cfg', None))
     _check_same('discriminator config', ck.discriminator_config, getattr(self.D, 'cfg', None))
     if ck.discriminator is None: raise CheckpointError(f"{ck.path}: has no discriminator weights to resume training with")
+    saved_world = st.get('world_size', 1)
+    if st['batch'] and saved_world != self.world:      # the epoch's order was split over the saved number of processes
+        raise CheckpointError(f"{ck.path}: saved mid-epoch (batch {st['batch']}) by {saved_world} process(es), resumed by "
+                              f"{self.world}; resume it with --nproc-per-node {saved_world}, or resume from an epoch-end "
+                              f"checkpoint, which any number of processes can continue")
     try:
         self.G.load_state_dict(ck.generator); self.D.load_state_dict(ck.discriminator)
         if self.ema is not None: self.ema.load_state_dict(ck.ema if ck.ema is not None else ck.generator)
@@ -476,16 +483,23 @@ def save_samples(self:Trainer) -> Path:
 def _log(self:Trainer, losses:dict):
     acc = self._acc
     for k in ('G', 'D', 'FM'): acc[k] = acc.get(k, 0.0) + losses[k]
-    acc['n'] = acc.get('n', 0) + 1
+    acc['n'] = acc.get('n', 0) + 1; acc['lr'] = losses['lr']
     every = self.cfg.log_every or max(1, min(50, self.steps_per_epoch // 4))
     if acc['n'] >= every or self.batch == self.steps_per_epoch:
-        n = acc.pop('n')
-        self.history.append(dict(step=self.step, epoch=round(self.epoch + self.batch / self.steps_per_epoch, 4),
-                                 lr=losses['lr'], **{k: acc[k] / n for k in ('G', 'D', 'FM')}))
-        self._acc = {}
+        self._flush_log()
         mb = self._mb
         if isinstance(mb, NBMasterBar) and time.time() - getattr(self, '_last_plot', 0) > 1.0:
             self._plot_live(); self._last_plot = time.time()
+
+@patch
+def _flush_log(self:Trainer):
+    "Append the losses accumulated since the last history entry (also at a stop between log points)."
+    acc = self._acc
+    if not acc.get('n'): return
+    n = acc['n']
+    self.history.append(dict(step=self.step, epoch=round(self.epoch + self.batch / self.steps_per_epoch, 4),
+                             lr=acc['lr'], **{k: acc[k] / n for k in ('G', 'D', 'FM')}))
+    self._acc = {}
 
 @patch
 def _plot_live(self:Trainer):
@@ -592,6 +606,7 @@ def fit(self:Trainer, until:int=None, # stop (with a checkpoint) after this many
                 print(f"interrupted after step {self.step}; checkpoint {self.last_checkpoint}; "
                       f"continue with `resume()` or `nfp_train ... --resume`", file=sys.stderr)
             raise
+    self._flush_log()                                     # a stop between log points: its losses are the last line's
     if self._saved_step != self.step:
         if self.is_main and self.batch: self.save_samples()
         self.save()
@@ -629,7 +644,7 @@ def pair_data(store, args, device=None) -> TrainData:
 def train_parser() -> argparse.ArgumentParser:
     "The `nfp_train` argument parser."
     p = CLIParser(prog='nfp_train', description="Train network A (next-frame predictor) or B (restorer) on a run's frames.")
-    p.add_argument('--run', required=True, help="run folder; frames from nfp_prep in RUN/frames (the sample video if absent)")
+    p.add_argument('--run', required=True, help="run folder holding the frames nfp_prep made (RUN/frames)")
     p.add_argument('--net', default='A', choices=NETS, help="network to train: A (predictor) or B (restorer)")
     p.add_argument('--preset', help="tiny, small or default (default: the checkpoint's when resuming, else small)")
     g = p.add_mutually_exclusive_group()
@@ -651,12 +666,16 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--deterministic', action='store_true', help="deterministic algorithms (exact repeats on CPU)")
     p.add_argument('--save-every', type=int, default=None, help="checkpoint every N epochs (default 1)")
     p.add_argument('--save-every-steps', type=int, default=None, help="also checkpoint every N steps")
+    p.add_argument('--keep', type=int, default=None, help="keep only the N most recent checkpoints (default: all)")
     p.add_argument('--sample-every', type=int, default=None, help="sample grid every N epochs (default 1)")
     p.add_argument('--workers', type=int, default=None, help="DataLoader workers (default 0)")
-    p.add_argument('--size', type=int, help="frame size when preparing the sample video (default: the preset's)")
-    p.add_argument('--max-frames', type=int, help="frames when preparing the sample video (default 300)")
     p.add_argument('--device', help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     p.add_argument('--quiet', action='store_true', help="no progress bars or epoch lines")
+    d = p.add_argument_group('several processes (nfp_train launches torchrun itself; DDP, gloo on CPU, NCCL on GPUs)')
+    d.add_argument('--nproc-per-node', type=int, default=None, metavar='N', help="training processes on this machine (one per GPU)")
+    d.add_argument('--nnodes', type=int, default=1, metavar='N', help="machines taking part (default 1)")
+    d.add_argument('--node-rank', type=int, default=None, metavar='R', help="this machine's rank, 0..NNODES-1 (several machines)")
+    d.add_argument('--rdzv-endpoint', default=None, metavar='HOST:PORT', help="rendezvous address, the same on every machine (several machines)")
     b = p.add_argument_group('network B (the restorer)')
     b.add_argument('--predictor', help="A checkpoint B is trained against (default RUN/A/latest)")
     b.add_argument('--n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
@@ -670,7 +689,7 @@ def train_parser() -> argparse.ArgumentParser:
 # %% ../nbs/07_train.ipynb #e3ff0b3c
 _ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='lr', lambda_tex='lambda_tex',
                    pushforward='pushforward', unroll='unroll', input_noise='input_noise', amp='amp', ema='ema', seed='seed',
-                   save_every='save_every', save_every_steps='save_every_steps', sample_every='sample_every',
+                   save_every='save_every', save_every_steps='save_every_steps', keep='keep', sample_every='sample_every',
                    workers='num_workers', channels_last='channels_last')
 
 def train_config_from_args(args, preset=None, saved:dict=None) -> TrainConfig:
@@ -694,16 +713,12 @@ def train_config_from_args(args, preset=None, saved:dict=None) -> TrainConfig:
     return TrainConfig(**kw)
 
 # %% ../nbs/07_train.ipynb #81801e25
-def _load_store(args, preset, rank:int, world:int):
-    "The run's frame cache; the sample video is prepared first (by rank 0) if RUN/frames does not exist."
-    run = Path(args.run)
-    if not (run / 'frames').exists():
-        if rank == 0:
-            size = args.size or preset.size
-            print(f"nfp_train: no frames in {run}/frames; preparing the sample video at {size} px", file=sys.stderr)
-            FrameStore.prepare(None, run=run, size=size, max_frames=args.max_frames or 300, progress=False)
-        if world > 1: dist.barrier()
-    return FrameStore.load(run)
+def _check_frames(run:Path):
+    "Refuse a run without prepared frames: a typo in the run folder must not train on a stand-in video."
+    run = Path(run)
+    if not ((run / 'frames' / 'frames.json').is_file() and (run / 'frames' / 'frames.npy').is_file()):
+        raise SourceError(f"{run}: no prepared frames (no {run / 'frames'}/frames.npy); prepare them first: "
+                          f"`nfp_prep --run {run}` (the built-in sample) or `nfp_prep VIDEO --run {run}`")
 
 def _predictor_preset(args, run:Path, net:str) -> str|None:
     "For B without `--preset`: the preset of the predictor it is trained against (B matches A's size by default)."
@@ -716,11 +731,43 @@ def _saved_run(run:Path, net:str) -> dict|None:
     try: return load_checkpoint(run / net / 'latest').meta
     except CheckpointError: return None
 
+_LAUNCH = ('--nproc-per-node', '--nnodes', '--node-rank', '--rdzv-endpoint')
+
+def _check_launch(args):
+    "Validate the launcher flags before anything starts."
+    if args.nproc_per_node is not None and args.nproc_per_node < 1: raise ConfigError(f"--nproc-per-node {args.nproc_per_node}: must be at least 1")
+    if args.nnodes < 1: raise ConfigError(f"--nnodes {args.nnodes}: must be at least 1")
+    if args.nnodes > 1 and (args.rdzv_endpoint is None or args.node_rank is None):
+        raise ConfigError(f"--nnodes {args.nnodes}: give every machine the same --rdzv-endpoint HOST:PORT and its own --node-rank")
+    if args.node_rank is not None and not 0 <= args.node_rank < args.nnodes:
+        raise ConfigError(f"--node-rank {args.node_rank}: must be in 0..{args.nnodes - 1}")
+
+def torchrun_command(argv:list, args) -> list:
+    "The `torchrun` command that runs this `nfp_train` line in `--nproc-per-node` processes (launcher flags removed)."
+    rest, skip = [], False
+    for a in argv:
+        if skip: skip = False; continue
+        name = a.split('=', 1)[0]
+        if name in _LAUNCH or name.replace('_', '-') in _LAUNCH: skip = '=' not in a; continue
+        rest.append(a)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={args.nproc_per_node}', f'--nnodes={args.nnodes}']
+    if args.nnodes == 1: cmd.append('--standalone')
+    else: cmd += [f'--node-rank={args.node_rank}', '--rdzv-backend=c10d', f'--rdzv-endpoint={args.rdzv_endpoint}']
+    # `--` ends torchrun's own options: without it torchrun reads `--run` as an ambiguous abbreviation of `--run-path`
+    return cmd + ['-m', 'nfp_nb.train', '--', *rest]
+
 def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
-                ) -> Trainer:
+                ) -> Trainer:   # None when it launched torchrun (the processes train; see `torchrun_command`)
     "Train as `nfp_train` does, from Python: errors stay catchable `NFPError`s (the console script turns them into exit 2)."
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = train_parser().parse_args(argv)
     run, net = Path(args.run), args.net
+    _check_launch(args); _check_frames(run)
+    if args.nproc_per_node and 'LOCAL_RANK' not in os.environ:      # launch the processes, then wait for them
+        import subprocess
+        code = subprocess.call(torchrun_command(argv, args))
+        if code: raise TrainingError(f"torchrun with {args.nproc_per_node} process(es) per node ended with status {code} (see above)")
+        return None
     rank, world, _ = dist_env()
     device = init_distributed(args.device)
     try:
@@ -732,7 +779,7 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
         if args.skip is None: args.skip = list((saved or {}).get('skip') or preset.skip)
         args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
         seed_everything(cfg.seed)
-        store = _load_store(args, preset, rank, world)
+        store = FrameStore.load(run)
         data = build_dataset(store, net, args, device)
         G, D = build_generator(preset.generator), build_discriminator(preset.discriminator)
         if data.init is not None and not args.resume: data.init(G)

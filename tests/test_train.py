@@ -2,6 +2,7 @@
 import contextlib, hashlib, io, os, signal, subprocess, sys, textwrap, shutil
 from pathlib import Path
 import pytest, torch
+import numpy as np
 
 from nfp_nb.core import seed_everything
 from nfp_nb.data import FrameStore, PairDataset
@@ -210,3 +211,52 @@ def test_piped_output_is_plain_lines(tmp_path):
     assert '█' not in r.stdout and '\r' not in r.stdout, r.stdout[:300]
     epoch_lines = [l for l in r.stdout.splitlines() if l.startswith('epoch ')]
     assert [l.split()[1] for l in epoch_lines] == ['1/2', '2/2'] and 'nan' not in r.stdout, r.stdout
+
+# --- issue 15: no stand-in frames, torchrun from nfp_train, world-size checks, pruning, the last line ---------
+def test_run_without_frames_is_refused_before_any_work(tmp_path, capsys):
+    "A typo in the run folder must not train on the sample video: one line naming nfp_prep, exit 2, nothing written."
+    code, _ = cli('--run', tmp_path/'typo', '--net', 'A', '--preset', 'tiny')
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1 and f'nfp_prep --run {tmp_path/"typo"}' in err and 'nfp_prep VIDEO' in err
+    assert not (tmp_path/'typo').exists()
+
+def test_torchrun_command_keeps_the_users_flags():
+    args = train_mod.train_parser().parse_args(['--run', 'R', '--nproc-per-node', '2', '--steps', '5'])
+    cmd = train_mod.torchrun_command(['--run', 'R', '--nproc-per-node', '2', '--steps', '5', '--nnodes=1'], args)
+    i = cmd.index('nfp_nb.train')
+    assert cmd[i + 1:] == ['--', '--run', 'R', '--steps', '5'] and '--nproc-per-node=2' in cmd and '--standalone' in cmd
+    args = train_mod.train_parser().parse_args(['--run', 'R', '--nproc-per-node', '4', '--nnodes', '2', '--node-rank', '1',
+                                                '--rdzv-endpoint', 'host:29400'])
+    cmd = train_mod.torchrun_command([], args)
+    assert '--rdzv-endpoint=host:29400' in cmd and '--node-rank=1' in cmd and '--standalone' not in cmd
+    for bad, msg in ((['--nnodes', '2'], 'rdzv-endpoint'), (['--nproc-per-node', '0'], 'at least 1'),
+                     (['--nnodes', '2', '--node-rank', '2', '--rdzv-endpoint', 'h:1'], '0..1')):
+        with pytest.raises(train_mod.ConfigError, match=msg): train_mod._check_launch(train_mod.train_parser().parse_args(['--run', 'R', *bad]))
+
+def test_nproc_per_node_launches_torchrun_and_resume_checks_the_world(tmp_path):
+    "`nfp_train --nproc-per-node 2` (the natural line) trains in two processes; a mid-epoch resume by one process is refused."
+    run = tmp_path/'run'; prep(run, n=24)
+    base = [sys.executable, '-c', 'from nfp_nb.train import train_main; train_main()', '--run', str(run), *TINY]
+    r = subprocess.run(base + ['--steps', '3', '--nproc-per-node', '2'], env=ENV, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
+    ck = load_checkpoint(run/'A'/'latest')
+    assert ck.meta['world_size'] == 2 and ck.step == 3 and ck.resume_state['batch'] == 3
+    last = [l for l in r.stdout.splitlines() if l.startswith('epoch ')][-1]
+    assert 'nan' not in last and 'lr 0.00e+00' not in last, last                  # the real last losses and LR
+    r = subprocess.run(base + ['--steps', '5', '--resume'], env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'saved mid-epoch (batch 3) by 2 process(es)' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+def test_keep_prunes_old_checkpoints(tmp_path):
+    store = prep(tmp_path/'r')
+    tr = toy(tmp_path/'r', store, epochs=4, keep=2).fit(show=False)
+    names = sorted(p.name[:-5] for p in (tmp_path/'r'/'A').glob('*.json'))
+    assert names == ['ep0003', 'ep0004'] and load_checkpoint(tmp_path/'r'/'A'/'latest').path.name == 'ep0004'
+    with pytest.raises(train_mod.ConfigError, match='keep=-1'): TrainConfig(keep=-1)
+
+def test_a_stop_between_log_points_logs_its_losses(tmp_path):
+    "--steps ending before the first log point: the history (and the final line) holds the real losses, not NaN."
+    store = prep(tmp_path/'r', n=24)
+    tr = toy(tmp_path/'r', store, steps=2, log_every=50).fit(show=False)
+    h = tr.history[-1]
+    assert h['step'] == 2 and all(np.isfinite(h[k]) for k in ('G', 'D', 'FM')) and h['lr'] > 0
+    assert 'nan' not in tr._epoch_line(0, 0)
