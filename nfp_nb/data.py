@@ -19,7 +19,7 @@ from .sample import iter_sample
 
 # %% auto #0
 __all__ = ['CROPS', 'CACHE_VERSION', 'SAMPLE_FRAMES', 'check_size', 'target_geometry', 'resize_frames', 'FrameStore',
-           'PairDataset', 'make_loader', 'prep_main']
+           'PairDataset', 'make_loader', 'parse_size', 'prep_main']
 
 # %% ../nbs/03_data.ipynb #cf85077f
 CROPS = ('center', '16:9', 'square', 'none')
@@ -274,7 +274,8 @@ def make_loader(ds:Dataset,            # e.g. a `PairDataset`
                       num_workers=num_workers, pin_memory=torch.cuda.is_available(), drop_last=drop_last, generator=generator)
 
 # %% ../nbs/03_data.ipynb #c7afca85
-def _parse_size(s:str):
+def parse_size(s:str) -> tuple|int:
+    "A command line's `--size`: `N` (the short side) or `HxW`, as `check_size` returns it."
     try:
         if 'x' in s.lower(): h, w = s.lower().split('x'); v = (int(h), int(w))
         else: v = int(s)
@@ -295,7 +296,7 @@ def prep_main(argv=None):
     p.add_argument('--skip', type=int, default=1, help='largest frame skip K you will train with (checks length >= K+1)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     a = p.parse_args(argv)
-    size = _parse_size(a.size)
+    size = parse_size(a.size)
     if a.skip < 1: raise ConfigError(f"--skip must be >= 1, got {a.skip}")
     run = Path(a.run) if a.run else Path('runs')/(Path(a.source).stem if a.source else 'sample')
     t0 = time.time()

@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from .core import (NFPError, ConfigError, ScheduleError, SourceError, CacheError, as_device, to_float, to_uint8,
-                         cli_guard, CLIParser, atomic_write_json, check_writable)
+                         resolve_dtype, cli_guard, CLIParser, atomic_write_json, check_writable)
 from .video import VideoWriter
+from .data import parse_size
 from .metrics import SourceStats, DriftMeter, summarize_drift
-from .rollout import DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, _fmt, _load_net, _target_hw
+from .rollout import DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, blend_checkpoints, _fmt, _load_net, _target_hw
 
 # %% auto #0
 __all__ = ['parse_aspect', 'crop_aspect', 'upscale', 'pingpong', 'find_loop', 'seamless_loop', 'batch_paths', 'render_video',
@@ -192,7 +193,7 @@ def render_video(out,                  # output .mp4 (or None: no video, e.g. on
         raise err[0]
     for w in writers: w.close()
     res = dict(paths=paths, events=run.events, names=run.names, seconds=run.seconds,
-               fps=run.steps_done / max(run.seconds, 1e-9), steps=run.steps_done)
+               fps=run.steps_done / max(run.seconds, 1e-9), steps=run.steps_done, size=tuple(run.start.shape[1:3]))
     if meters: res['metrics'] = [m.result() for m in meters]
     if keep: res['frames'] = [np.concatenate(k) for k in kept]
     return res
@@ -225,6 +226,10 @@ def trained_size(path) -> int:
 
 def _note(msg): print(f"nfp_rollout: note: {msg}", file=sys.stderr)
 
+def _size_arg(s:str):
+    try: return parse_size(s)
+    except ConfigError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
 def rollout_parser() -> argparse.ArgumentParser:
     "The argument parser of `nfp_rollout`."
     p = CLIParser(prog='nfp_rollout', description='Render a feedback rollout of trained networks to mp4.')
@@ -232,13 +237,16 @@ def rollout_parser() -> argparse.ArgumentParser:
     p.add_argument('--steps', type=int, required=True, help='rollout steps (the video has steps+1 frames)')
     p.add_argument('--schedule', default=None, help="network per step, repeated: 'A', 'AAAB', ... (default: " + DEFAULT_SCHEDULE + " with B, else A); '[AB]': every frame B(A(x))")
     p.add_argument('--A', type=Path, help='predictor checkpoint (default: RUN/A latest)')
+    p.add_argument('--A2', type=Path, help='a second predictor checkpoint (same architecture) blended into A, see --mix')
+    p.add_argument('--mix', type=float, default=None, metavar='ALPHA', help="with --A2: A's weights lerped towards A2's by ALPHA (0: A, 1: A2)")
     p.add_argument('--B', type=Path, help='restorer checkpoint (default: RUN/B latest, if present)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--start', type=int, help='start from this frame of the run (default 0)')
     g.add_argument('--image', type=Path, help='start from this image file')
     g.add_argument('--noise', action='store_true', help='start from random noise')
     p.add_argument('--batch', type=int, default=1, help='roll out K starts together (one video each)')
-    p.add_argument('--size', type=int, help='frame size (short side); default: the size A was trained at')
+    p.add_argument('--size', type=_size_arg, help="frame size: N (short side) or HxW, e.g. 144x256; starts of another "
+                   "aspect are centre-cropped to it (default: the size A was trained at)")
     p.add_argument('--crop', help="crop the output to an aspect ratio, e.g. 16:9")
     p.add_argument('--upscale', type=float, help='upscale the output by this factor (Lanczos)')
     p.add_argument('--loop', action='store_true', help='cut a seamless loop out of the rollout (holds the frames in memory)')
@@ -250,6 +258,8 @@ def rollout_parser() -> argparse.ArgumentParser:
     p.add_argument('--on-collapse', default=None, help="react to a frozen loop/limit cycle: 'noise' or 'B'")
     p.add_argument('--ema', action='store_true', help='use the EMA weights of checkpoints trained with --ema')
     p.add_argument('--device', default=None)
+    p.add_argument('--dtype', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'], help="compute dtype (auto: bf16 where native)")
+    p.add_argument('--compile', action='store_true', help='torch.compile the networks (a warm-up first; pays on long renders)')
     p.add_argument('--out', type=Path, required=True, help='output .mp4')
     p.add_argument('--frames-dir', type=Path, help='also write every frame as PNG here')
     p.add_argument('--metrics', type=Path, help='write per-step drift metrics (JSON) here')
@@ -276,6 +286,7 @@ def rollout_main(argv=None):
     if a.crop: parse_aspect(a.crop)
     if a.run is None and a.A is None: raise ConfigError("give --run DIR (or --A PATH)")
     if a.run is not None and not Path(a.run).is_dir(): raise SourceError(f"--run {a.run}: no such run folder")
+    if (a.A2 is None) != (a.mix is None): raise ConfigError("--A2 and --mix go together: --A2 CKPT --mix ALPHA")
     pa = a.A or Path(a.run) / 'A'
     pb = a.B or (Path(a.run) / 'B' if a.run is not None and (Path(a.run) / 'B').is_dir() else None)
     names = ['A'] + (['B'] if pb is not None else [])
@@ -284,6 +295,7 @@ def rollout_main(argv=None):
         raise ScheduleError(f"--on-collapse {a.on_collapse}: expected 'noise' or a network among {_fmt(names)}")
     device = as_device(a.device)
     nets = {'A': _load_net(pa, device, a.ema)}
+    if a.A2 is not None: nets['A'] = blend_checkpoints(nets['A'], _load_net(a.A2, device, a.ema), a.mix)
     if pb is not None: nets['B'] = _load_net(pb, device, a.ema)
     store = _load_store(a.run)
     # the start frame(s)
@@ -303,11 +315,18 @@ def rollout_main(argv=None):
     probe = load_start(start[0] if isinstance(start, list) else start, None, store, a.seed)
     h0, w0 = probe.shape[1:3]
     if start == 'noise' and size is None: size = 256
-    if size is not None and min(h0, w0) != size and start != 'noise':
+    if isinstance(size, tuple) and start != 'noise' and abs(size[1] / size[0] - w0 / h0) > 1e-3:
+        # a wide render of a square run: cut each start to the render's aspect, then resize (no stretching)
+        starts = start if isinstance(start, list) else [start] * (a.batch or 1)
+        start = [crop_aspect(load_start(s, None, store, a.seed + i)[0].numpy(), size[1] / size[0]) for i, s in enumerate(starts)]
+        _note(f"start frame {w0}×{h0} cut to the aspect of {size[1]}×{size[0]}")
+        start = start if len(start) > 1 else start[0]
+    elif isinstance(size, int) and min(h0, w0) != size and start != 'noise':
         why = f" (A was trained at {size} px)" if a.size is None else ''
         hw = _target_hw(h0, w0, size)
         _note(f"start frame {w0}×{h0} resized to {hw[1]}×{hw[0]}{why}")
     batch = a.batch if not isinstance(start, list) else None
+    if isinstance(start, np.ndarray) and batch == 1: batch = None
     # post-processing, fps, metrics
     steps_post = []
     if a.crop: steps_post.append(lambda c: crop_aspect(c, a.crop))
@@ -320,7 +339,7 @@ def rollout_main(argv=None):
         stats = SourceStats.from_source(store)
     kw = dict(schedule=schedule, steps=a.steps, noise=a.inject, blend={'B': a.blend}, seed=a.seed, device=device,
               store=store, size=size, batch=batch, on_collapse=a.on_collapse, fps=fps, post=post,
-              frames_dir=a.frames_dir, stats=stats)
+              frames_dir=a.frames_dir, stats=stats, dtype=a.dtype, compile=a.compile)
     if a.loop:
         res = render_video(None, start, nets, keep=True, **kw)
         min_len = a.min_loop or max(2, a.steps // 3)
@@ -337,8 +356,17 @@ def rollout_main(argv=None):
               + (f"; reacted with {ev.action}" if ev.action else ''))
     if a.metrics is not None:
         ms = res['metrics']
+        from nfp_nb.checkpoint import checkpoint_fingerprint
+        ckpts = {k: v for k, v in (('A', pa), ('A2', a.A2), ('B', pb)) if v is not None}
         atomic_write_json(a.metrics, {
-            'schedule': a.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A'), 'steps': a.steps, 'nets': {k: str(v) for k, v in (('A', pa), ('B', pb)) if v},
+            'schedule': a.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A'), 'steps': a.steps,
+            'nets': {k: str(v) for k, v in ckpts.items()},
+            'fingerprints': {k: checkpoint_fingerprint(v) for k, v in ckpts.items()},
+            # everything needed to render the same video again
+            'render': dict(seed=a.seed, dtype=str(resolve_dtype(a.dtype, device)).replace('torch.', ''), device=str(device),
+                           size=list(res['size']), start=(a.start or 0) if a.image is None and not a.noise else (str(a.image) if a.image else 'noise'),
+                           batch=a.batch, mix=a.mix, ema=a.ema, blend=a.blend, inject=a.inject, compile=a.compile,
+                           crop=a.crop, upscale=a.upscale, on_collapse=a.on_collapse, argv=list(argv) if argv is not None else sys.argv[1:]),
             'summary': [summarize_drift(m) for m in ms], 'per_step': ms,
             'events': [asdict(e) for e in res['events']]})
     print(f"nfp_rollout: {res['steps']} steps at {res['fps']:.1f} frames/s → {', '.join(map(str, res['paths']))}")

@@ -241,3 +241,27 @@ def test_cli_chain_schedule_and_ema(run, tmp_path, capsys):
     assert json.loads((tmp_path / 'm.json').read_text())['schedule'] == '[AB]'
     code, cap = _cli(['--run', run, '--steps', '2', '--ema', '--out', tmp_path / 'e.mp4'], capsys)
     assert code == 2 and 'no EMA weights' in cap.err and cap.err.count('\n') == 1, cap.err
+
+def test_cli_wide_size_mix_dtype_and_render_record(run, tmp_path, capsys):
+    "--size HxW cuts square starts to the render's aspect; --A2/--mix blends; the metrics JSON holds what re-renders the video."
+    from nfp_nb.checkpoint import save_checkpoint, checkpoint_fingerprint
+    save_checkpoint(tmp_path / 'A2' / 'ep0001', tiny(5), meta={'epoch': 1})
+    argv = ['--run', run, '--steps', '4', '--schedule', 'A', '--dtype', 'fp32', '--seed', '3']
+    code, cap = _cli(argv + ['--size', '18x32', '--A2', tmp_path / 'A2', '--mix', '0.5',
+                             '--out', tmp_path / 'w.mp4', '--metrics', tmp_path / 'm.json'], capsys)
+    assert code == 0 and 'cut to the aspect of 32×18' in cap.err, cap.err
+    assert read_video(tmp_path / 'w.mp4').shape == (5, 18, 32, 3)
+    m = json.loads((tmp_path / 'm.json').read_text())
+    assert m['fingerprints'] == {'A': checkpoint_fingerprint(run / 'A'), 'A2': checkpoint_fingerprint(tmp_path / 'A2'),
+                                'B': checkpoint_fingerprint(run / 'B')}
+    r = m['render']
+    assert (r['seed'], r['dtype'], r['size'], r['mix'], r['start'], r['device']) == (3, 'float32', [18, 32], 0.5, 0, 'cpu')
+    # --mix 0 is A itself; the wide start is the centre band of frame 0, not a stretched square
+    code, _ = _cli(argv + ['--size', '18x32', '--A2', tmp_path / 'A2', '--mix', '0', '--frames-dir', tmp_path / 'p0', '--out', tmp_path / 'a.mp4'], capsys)
+    code, _ = _cli(argv + ['--size', '18x32', '--frames-dir', tmp_path / 'p1', '--out', tmp_path / 'b.mp4'], capsys)
+    from PIL import Image
+    f0, f1 = (np.asarray(Image.open(sorted((tmp_path / d).glob('*.png'))[-1])) for d in ('p0', 'p1'))
+    assert np.abs(f0.astype(int) - f1).max() <= 1
+    for extra, msg in ((['--mix', '0.5'], '--A2 and --mix go together'), (['--size', '3x'], '--size')):
+        code, cap = _cli(argv + extra + ['--out', tmp_path / 'x.mp4'], capsys)
+        assert code == 2 and msg in cap.err and cap.err.count('\n') == 1, cap.err
