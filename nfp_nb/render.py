@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_render.ipynb #95a0e021
 from __future__ import annotations
-import argparse, math, queue, sys, threading
+import argparse, json, math, queue, sys, threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -17,7 +17,8 @@ from .core import (NFPError, ConfigError, ScheduleError, SourceError, CacheError
 from .video import VideoWriter
 from .data import parse_size
 from .metrics import SourceStats, DriftMeter, summarize_drift
-from .rollout import DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, blend_checkpoints, _fmt, _load_net, _target_hw
+from .rollout import (DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, blend_checkpoints, motion_at,
+                            _fmt, _load_net, _target_hw)
 
 # %% auto #0
 __all__ = ['parse_aspect', 'crop_aspect', 'upscale', 'pingpong', 'find_loop', 'seamless_loop', 'batch_paths', 'render_video',
@@ -255,6 +256,12 @@ def rollout_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--inject', type=float, default=0.0, help='per-step input noise std ([-1,1] units)')
     p.add_argument('--blend', type=float, default=1.0, help="mix of B's output with its input (1 = B's output)")
+    m = p.add_argument_group('motion inside the loop (per step; see LoopMotion)')
+    m.add_argument('--zoom', type=float, default=None, help='zoom per step about the centre, e.g. 1.01 (1 %% closer each step)')
+    m.add_argument('--rotate', type=float, default=None, help='degrees per step, counter-clockwise')
+    m.add_argument('--pan', type=float, nargs=2, default=None, metavar=('DX', 'DY'), help='pixels per step')
+    m.add_argument('--center', nargs='+', default=None, metavar='C', help="zoom/rotation centre: CX CY in [-1, 1], or 'bright' (heat-seek)")
+    m.add_argument('--keyframes', type=Path, default=None, help='JSON keyframes [[step, {"zoom": ..., "rotate": ...}], ...] (linear in between)')
     p.add_argument('--on-collapse', default=None, help="react to a frozen loop/limit cycle: 'noise' or 'B'")
     p.add_argument('--ema', action='store_true', help='use the EMA weights of checkpoints trained with --ema')
     p.add_argument('--device', default=None)
@@ -287,6 +294,7 @@ def rollout_main(argv=None):
     if a.run is None and a.A is None: raise ConfigError("give --run DIR (or --A PATH)")
     if a.run is not None and not Path(a.run).is_dir(): raise SourceError(f"--run {a.run}: no such run folder")
     if (a.A2 is None) != (a.mix is None): raise ConfigError("--A2 and --mix go together: --A2 CKPT --mix ALPHA")
+    motion = _motion_from_args(a)
     pa = a.A or Path(a.run) / 'A'
     pb = a.B or (Path(a.run) / 'B' if a.run is not None and (Path(a.run) / 'B').is_dir() else None)
     names = ['A'] + (['B'] if pb is not None else [])
@@ -339,7 +347,7 @@ def rollout_main(argv=None):
         stats = SourceStats.from_source(store)
     kw = dict(schedule=schedule, steps=a.steps, noise=a.inject, blend={'B': a.blend}, seed=a.seed, device=device,
               store=store, size=size, batch=batch, on_collapse=a.on_collapse, fps=fps, post=post,
-              frames_dir=a.frames_dir, stats=stats, dtype=a.dtype, compile=a.compile)
+              frames_dir=a.frames_dir, stats=stats, dtype=a.dtype, compile=a.compile, motion=motion)
     if a.loop:
         res = render_video(None, start, nets, keep=True, **kw)
         min_len = a.min_loop or max(2, a.steps // 3)
@@ -366,11 +374,28 @@ def rollout_main(argv=None):
             'render': dict(seed=a.seed, dtype=str(resolve_dtype(a.dtype, device)).replace('torch.', ''), device=str(device),
                            size=list(res['size']), start=(a.start or 0) if a.image is None and not a.noise else (str(a.image) if a.image else 'noise'),
                            batch=a.batch, mix=a.mix, ema=a.ema, blend=a.blend, inject=a.inject, compile=a.compile,
-                           crop=a.crop, upscale=a.upscale, on_collapse=a.on_collapse, argv=list(argv) if argv is not None else sys.argv[1:]),
+                           crop=a.crop, upscale=a.upscale, on_collapse=a.on_collapse, motion=motion, argv=list(argv) if argv is not None else sys.argv[1:]),
             'summary': [summarize_drift(m) for m in ms], 'per_step': ms,
             'events': [asdict(e) for e in res['events']]})
     print(f"nfp_rollout: {res['steps']} steps at {res['fps']:.1f} frames/s → {', '.join(map(str, res['paths']))}")
     return res
+
+def _motion_from_args(a):
+    "The `motion=` of a rollout from --zoom/--rotate/--pan/--center or --keyframes (None: no motion); checked before any work."
+    flat = {k: v for k, v in (('zoom', a.zoom), ('rotate', a.rotate), ('pan', a.pan)) if v is not None}
+    if a.center is not None:
+        if a.center == ['bright']: flat['center'] = 'bright'
+        else:
+            try: flat['center'] = tuple(float(v) for v in a.center)
+            except ValueError: flat['center'] = None
+            if flat['center'] is None or len(flat['center']) != 2: raise ConfigError(f"--center {' '.join(a.center)}: expected CX CY or 'bright'")
+    if a.keyframes is not None:
+        if flat: raise ConfigError("--keyframes already gives the motion: drop --zoom/--rotate/--pan/--center")
+        try: motion = [(int(s), dict(m)) for s, m in json.loads(Path(a.keyframes).read_text())]
+        except (OSError, ValueError, TypeError) as e: raise SourceError(f"--keyframes {a.keyframes}: expected JSON [[step, {{...}}], ...] ({e})") from None
+    else: motion = flat or None
+    motion_at(motion, 0)
+    return motion
 
 def _apply(fs, c):
     for f in fs: c = f(c)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_rollout.ipynb #79ab5982
 from __future__ import annotations
-import copy, time
+import copy, math, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,8 +18,9 @@ from .data import resize_frames
 from .models import run_generator
 
 # %% auto #0
-__all__ = ['DEFAULT_SCHEDULE', 'Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start', 'CollapseEvent',
-           'CollapseConfig', 'RolloutRun', 'RolloutResult', 'iter_rollout', 'rollout']
+__all__ = ['DEFAULT_SCHEDULE', 'Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start', 'LoopMotion',
+           'motion_at', 'apply_motion', 'CollapseEvent', 'CollapseConfig', 'RolloutRun', 'RolloutResult',
+           'iter_rollout', 'rollout']
 
 # %% ../nbs/10_rollout.ipynb #fe0c2773
 class Schedule:
@@ -155,6 +156,74 @@ def load_start(start,            # store index, image path, array/tensor, 'noise
     x = _resize_u8(x, _target_hw(*x.shape[1:3], size))
     return x.repeat(batch, 1, 1, 1) if batch and len(x) == 1 else x
 
+# %% ../nbs/10_rollout.ipynb #6207e681
+@dataclass
+class LoopMotion:
+    "How the loop moves each frame after a step: zoom (>1 zooms in), rotation (degrees), pan (pixels), centre."
+    zoom: float = 1.0                 # scale per step about the centre (1.01: 1 % closer each step)
+    rotate: float = 0.0               # degrees per step, counter-clockwise
+    pan: tuple = (0.0, 0.0)           # (dx, dy) pixels per step; the picture moves right/down for positive values
+    center: object = (0.0, 0.0)       # (cx, cy) in [-1, 1] (0, 0: the middle), or 'bright': the brightest region
+    def __post_init__(self):
+        if not self.zoom > 0: raise ConfigError(f"LoopMotion: zoom={self.zoom} must be positive")
+        self.pan = tuple(float(v) for v in self.pan)
+        if self.center != 'bright': self.center = tuple(float(v) for v in self.center)
+        if len(self.pan) != 2 or (self.center != 'bright' and len(self.center) != 2):
+            raise ConfigError("LoopMotion: pan and center take two values (x, y); center may also be 'bright'")
+    @property
+    def still(self) -> bool: return self.zoom == 1 and self.rotate == 0 and self.pan == (0.0, 0.0)
+
+_MOTION_FIELDS = ('zoom', 'rotate', 'pan', 'center')
+
+def _lerp_motion(a:dict, b:dict, t:float) -> dict:
+    out = {}
+    for k in _MOTION_FIELDS:
+        va, vb = a.get(k, getattr(LoopMotion, k)), b.get(k, getattr(LoopMotion, k))
+        if isinstance(va, str) or isinstance(vb, str): out[k] = vb if t >= 1 else va
+        elif isinstance(va, (tuple, list)): out[k] = tuple(x + (y - x) * t for x, y in zip(va, vb))
+        else: out[k] = va + (vb - va) * t
+    return out
+
+def motion_at(motion, step:int) -> LoopMotion|None:
+    "The `LoopMotion` of `step` from a `LoopMotion`, a dict, `(step, dict)` keyframes or a callable (None: no motion)."
+    if motion is None: return None
+    if callable(motion) and not isinstance(motion, LoopMotion): motion = motion(step)
+    if isinstance(motion, LoopMotion): return motion
+    if isinstance(motion, dict):
+        bad = set(motion) - set(_MOTION_FIELDS)
+        if bad: raise ConfigError(f"motion: unknown field(s) {', '.join(sorted(bad))}; expected {', '.join(_MOTION_FIELDS)}")
+        return LoopMotion(**motion)
+    if isinstance(motion, (list, tuple)):
+        keys = sorted((int(s), dict(m)) for s, m in motion)
+        if not keys: return None
+        if step <= keys[0][0]: return motion_at(keys[0][1], step)
+        for (s0, m0), (s1, m1) in zip(keys, keys[1:]):
+            if step < s1: return motion_at(_lerp_motion(m0, m1, (step - s0) / (s1 - s0)), step)
+        return motion_at(keys[-1][1], step)
+    raise ConfigError(f"motion: expected a LoopMotion, a dict, (step, dict) keyframes or a callable, got {type(motion).__name__}")
+
+def _bright_center(x:torch.Tensor) -> torch.Tensor:
+    "(B,2) centre of the brightest region of frames x (B,3,H,W) in [-1,1], in grid coordinates."
+    lum = F.adaptive_avg_pool2d(x.float().mean(1, keepdim=True), 8)[:, 0]          # (B,8,8): regions, not pixels
+    i = lum.flatten(1).argmax(1)
+    cy, cx = (i // 8).float(), (i % 8).float()
+    return torch.stack([(cx + 0.5) / 4 - 1, (cy + 0.5) / 4 - 1], 1)
+
+def apply_motion(x:torch.Tensor,     # frames (B,3,H,W) in [-1,1]
+                 m:LoopMotion|None,  # the step's motion
+                ) -> torch.Tensor:
+    "Move frames `x` by `m` (zoom and rotation about the centre, then the pan); bicubic, reflected borders."
+    if m is None or m.still: return x
+    B, _, H, W = x.shape
+    c, s = math.cos(math.radians(m.rotate)), math.sin(math.radians(m.rotate))
+    A = torch.tensor([[c, -s * H / W], [s * W / H, c]], dtype=torch.float32, device=x.device) / m.zoom
+    ctr = _bright_center(x) if m.center == 'bright' else torch.tensor([m.center], dtype=torch.float32, device=x.device).expand(B, 2)
+    shift = torch.tensor([2 * m.pan[0] / W, 2 * m.pan[1] / H], dtype=torch.float32, device=x.device)
+    t = ctr - ctr @ A.T - shift                                     # input = A·(out − c) + c − pan
+    theta = torch.cat([A.expand(B, 2, 2), t[:, :, None]], 2)
+    grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
+    return F.grid_sample(x.float(), grid, mode='bicubic', padding_mode='reflection', align_corners=False).clamp_(-1, 1).to(x.dtype)
+
 # %% ../nbs/10_rollout.ipynb #fe9773f2
 @dataclass
 class CollapseEvent:
@@ -222,8 +291,9 @@ class RolloutRun:
     def __init__(self, start, nets, schedule='A', steps:int=100, noise=0.0, blend=1.0, seed:int=0, device=None,
                  dtype='auto', chunk:int=16, store=None, size=None, batch:int=None, skip:int=1,
                  on_collapse:str=None, collapse:CollapseConfig=None, callback:Callable=None, progress:bool=False,
-                 channels_last:bool=None, compile:bool=False):
+                 channels_last:bool=None, compile:bool=False, motion=None):
         if not isinstance(nets, dict): nets = {'A': nets}
+        self.motion = motion; motion_at(motion, 0)          # checked now, not at the first step
         if int(steps) <= 0: raise ConfigError(f"steps must be positive, got {steps}")
         if on_collapse not in (None, 'noise') and on_collapse not in nets:
             raise ScheduleError(f"on_collapse={on_collapse!r}: expected None, 'noise' or a network name among {_fmt(list(nets))}")
@@ -313,6 +383,7 @@ class RolloutRun:
                 for o in override: o[1] = max(0, o[1] - 1)
                 self.names.append(names[0] if names == base and len(set(names)) == 1 else names)
                 y = self._emit(names, x, gen, extra)
+                if self.motion is not None: y = apply_motion(y, motion_at(self.motion, step))
                 extra.zero_()
                 for ev in (det(step + 1, x, y) if self.detect else ()):
                     if self.on_collapse == 'noise': extra[ev.sample] = self.ccfg.react_noise; ev.action = 'noise'
@@ -363,7 +434,7 @@ def rollout(start,                # store index, image path, array/tensor, 'nois
             device=None,          # default: CUDA if available, else CPU
             dtype='auto',         # 'auto' (bf16 where natively fast), 'fp32', 'bf16' or a torch dtype
             on_collapse:str=None, # None (report only), 'noise' or a network name to switch to
-            **kwargs,             # more `RolloutRun` options: store, size, batch, chunk, callback, progress, collapse, skip, compile
+            **kwargs,             # more `RolloutRun` options: store, size, batch, chunk, callback, progress, collapse, skip, compile, motion
            ) -> RolloutResult:
     "Roll `nets` out from `start` for `steps` steps following `schedule`; the frames are uint8."
     run = RolloutRun(start, nets, schedule, steps, noise=noise, blend=blend, seed=seed, device=device, dtype=dtype,

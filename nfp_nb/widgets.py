@@ -202,6 +202,11 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.every = W.IntSlider(4, min=1, max=16, description='B every', style=st, continuous_update=False)
     self.schedule = W.Text('', description='schedule', placeholder='e.g. AAAB or [AB] (overrides B every)', style=st, continuous_update=False)
     self.steps = W.IntSlider(steps, min=1, max=max_steps, description='steps', style=st, continuous_update=True)
+    # motion inside the loop (`LoopMotion`): zoom and turn each frame before it is fed back; the centre can seek the light
+    self.zoom = W.FloatSlider(1.0, min=0.95, max=1.1, step=0.005, readout_format='.3f', description='zoom/step', style=st,
+                              continuous_update=False)
+    self.rotate = W.FloatSlider(0.0, min=-5, max=5, step=0.25, description='turn °/step', style=st, continuous_update=False)
+    self.seek = W.Checkbox(False, description='towards the light', indent=False, layout=L(width='150px'))
     has_store = self.store is not None and len(self.store) > 0
     self.start_mode = W.ToggleButtons(options=(['frame'] if has_store else []) + ['image', 'noise'], description='start',
                                       style={**st, 'button_width': '72px'})
@@ -235,6 +240,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.ex_note = W.HTML()
     for name, css in _CSS.items(): getattr(self, name).add_class(css)
     controls = W.VBox([self.a, W.HBox([self.a2]), self.blend, self.b, self.every, self.schedule, self.steps,
+                       self.zoom, W.HBox([self.rotate, self.seek]),
                        self.start_mode, W.HBox([self.start, self.thumb]), self.upload, W.HBox([self.seed, self.refresh_button])],
                       layout=L(width='380px'))
     view = W.VBox([self.preview, W.HBox([self.play, self.frame]), W.HBox([self.progress, self.status])]
@@ -243,7 +249,8 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.widget = W.VBox([W.HBox([controls, view]), export, self.ex_note, self.error])
     self.widget.add_class('nfp-panel')
     upd = lambda c: self._safe(self.update)
-    for w in (self.a, self.a2, self.blend, self.b, self.every, self.schedule, self.steps, self.start_mode, self.start, self.seed):
+    for w in (self.a, self.a2, self.blend, self.b, self.every, self.schedule, self.steps, self.start_mode, self.start, self.seed,
+              self.zoom, self.rotate, self.seek):
         w.observe(upd, 'value')
     self.a2.observe(lambda c: setattr(self.blend, 'disabled', not c['new']), 'value')
     self.b.observe(lambda c: setattr(self.every, 'disabled', not c['new']), 'value')
@@ -321,8 +328,11 @@ def settings(self:RolloutPanel) -> dict:
     size = preview_hw(h, w, self.preview_size)
     a2, b = self.a2.value or None, self.b.value or None      # '' is the 'none' entry
     blend = round(float(self.blend.value), 4) if a2 is not None else None
-    key = (self.a.value, a2, blend, b, sched, skey, int(self.seed.value), size)
-    return dict(a=self.a.value, a2=a2, blend=blend, b=b, schedule=sched, start=start,
+    zoom, turn = round(float(self.zoom.value), 4), round(float(self.rotate.value), 3)
+    motion = (None if zoom == 1 and turn == 0 else
+              dict(zoom=zoom, rotate=turn, center='bright' if self.seek.value else (0.0, 0.0)))
+    key = (self.a.value, a2, blend, b, sched, skey, int(self.seed.value), size, tuple(sorted((motion or {}).items())))
+    return dict(a=self.a.value, a2=a2, blend=blend, b=b, schedule=sched, start=start, motion=motion,
                 seed=int(self.seed.value), size=size, steps=int(self.steps.value), key=key)
 
 # %% ../nbs/13_widgets.ipynb #bb9aa152
@@ -378,7 +388,7 @@ def update(self:RolloutPanel):
     if track is None:
         track = RolloutTrack(key, lambda cb, s=s: iter_rollout(
             s['start'], self._nets_for(s), s['schedule'], steps=1_000_000, store=self.store, size=s['size'],
-            seed=s['seed'], device=self.device, dtype=self.dtype, callback=cb),
+            seed=s['seed'], device=self.device, dtype=self.dtype, callback=cb, motion=s['motion']),
             on_frame=self._on_frame, on_idle=self._on_idle)
         self.tracks[key] = track
     self.tracks.move_to_end(key)
@@ -598,7 +608,8 @@ def export(self:RolloutPanel,
     failed = []
     def work():
         try:
-            kw = dict(store=self.store, size=hw, seed=s['seed'], device=self.device, dtype=self.dtype, callback=cb, fps=fps, post=post)
+            kw = dict(store=self.store, size=hw, seed=s['seed'], device=self.device, dtype=self.dtype, callback=cb, fps=fps, post=post,
+                      motion=s['motion'])
             nets = self._nets_for(s)
             if loop:
                 res = render_video(None, s['start'], nets, s['schedule'], s['steps'], keep=True, **kw)

@@ -3,8 +3,8 @@ import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch, torch.nn as nn
 from PIL import Image
-from nfp_nb.core import ScheduleError, CheckpointError, ConfigError, SourceError, to_float
-from nfp_nb.models import build_generator, get_preset, GeneratorConfig
+from nfp_nb.core import ScheduleError, CheckpointError, ConfigError, SourceError, to_float, to_uint8
+from nfp_nb.models import build_generator, get_preset, GeneratorConfig, run_generator
 from nfp_nb.rollout import parse_schedule, rollout, iter_rollout, blend_checkpoints, load_start, CollapseConfig
 from nfp_nb.render import crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video, rollout_main
 from nfp_nb.video import read_video
@@ -264,4 +264,24 @@ def test_cli_wide_size_mix_dtype_and_render_record(run, tmp_path, capsys):
     assert np.abs(f0.astype(int) - f1).max() <= 1
     for extra, msg in ((['--mix', '0.5'], '--A2 and --mix go together'), (['--size', '3x'], '--size')):
         code, cap = _cli(argv + extra + ['--out', tmp_path / 'x.mp4'], capsys)
+        assert code == 2 and msg in cap.err and cap.err.count('\n') == 1, cap.err
+
+def test_motion_inside_the_loop(A, src, run, tmp_path, capsys):
+    "LoopMotion: the engine moves each frame after the networks; keyframes interpolate; the CLI flags reach it."
+    from nfp_nb.rollout import LoopMotion, motion_at, apply_motion
+    plain = rollout(0, A, steps=3, store=src, dtype='fp32')
+    moved = rollout(0, A, steps=3, store=src, dtype='fp32', motion={'pan': (2, 0)})
+    x = torch.from_numpy(plain[0]).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    want = to_uint8(apply_motion(run_generator(A, x, 1), LoopMotion(pan=(2, 0))))[0].numpy()
+    assert np.abs(moved[1].astype(int) - want).max() <= 1 and (moved[0] == plain[0]).all()
+    with pytest.raises(ConfigError, match='zoom=-1'): rollout(0, A, steps=2, store=src, motion={'zoom': -1})
+    (tmp_path / 'k.json').write_text(json.dumps([[0, {'zoom': 1.0}], [10, {'zoom': 1.05, 'rotate': 3}]]))
+    code, cap = _cli(['--run', run, '--steps', '6', '--keyframes', tmp_path / 'k.json', '--out', tmp_path / 'k.mp4',
+                      '--metrics', tmp_path / 'km.json'], capsys)
+    assert code == 0 and json.loads((tmp_path / 'km.json').read_text())['render']['motion'][1][1]['zoom'] == 1.05
+    code, cap = _cli(['--run', run, '--steps', '4', '--zoom', '1.03', '--rotate', '2', '--center', 'bright', '--out', tmp_path / 'z.mp4'], capsys)
+    assert code == 0 and read_video(tmp_path / 'z.mp4').shape[0] == 5
+    for extra, msg in ((['--center', '1'], "expected CX CY or 'bright'"), (['--zoom', '1.1', '--keyframes', tmp_path / 'k.json'], 'drop --zoom'),
+                       (['--keyframes', tmp_path / 'nope.json'], 'nope.json')):
+        code, cap = _cli(['--run', run, '--steps', '3', *extra, '--out', tmp_path / 'x.mp4'], capsys)
         assert code == 2 and msg in cap.err and cap.err.count('\n') == 1, cap.err

@@ -125,6 +125,20 @@ def test_errors_show_in_red_and_the_panel_recovers(panel, tiny_run):
     panel.a.value = str(tiny_run/'A'/'ep0002'); assert panel.wait(60) and panel.error.value == ''
     for f in (tiny_run/'A').glob('ep0009*'): f.unlink()
 
+def test_zoom_and_turn_make_their_own_track_equal_to_a_rollout(panel):
+    "The motion sliders (`LoopMotion` inside the loop) are part of the settings: a new track, the same frames as `rollout`."
+    from nfp_nb.rollout import rollout
+    panel.steps.value = 5; assert panel.wait(60)
+    still = panel.track
+    panel.zoom.value, panel.rotate.value = 1.05, 2.0; assert panel.wait(60)
+    s = panel.settings()
+    assert panel.track is not still and s['motion'] == {'zoom': 1.05, 'rotate': 2.0, 'center': (0.0, 0.0)}
+    ref = rollout(s['start'], panel._nets_for(s), s['schedule'], 5, store=panel.store, size=s['size'], motion=s['motion']).frames
+    np.testing.assert_array_equal(np.stack(panel.track.frames[:6]), ref)
+    panel.seek.value = True; assert panel.wait(60) and panel.settings()['motion']['center'] == 'bright'
+    panel.zoom.value, panel.rotate.value, panel.seek.value = 1.0, 0.0, False; assert panel.wait(60)
+    assert panel.track is still and panel.settings()['motion'] is None
+
 def test_export_writes_a_valid_mp4(panel, tmp_path):
     panel.steps.value = 6; assert panel.wait(60)
     assert panel.ex_size.value == 0 and 'the video you previewed' in panel.ex_note.value      # the default: what was seen
