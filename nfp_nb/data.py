@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #e5782c9d
 from __future__ import annotations
-import os, sys, json, time, math, argparse, tempfile
+import os, sys, json, time, math, argparse, tempfile, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -91,6 +91,15 @@ class FrameStore:
 
     def __len__(self): return len(self.frames)
     def __getitem__(self, i): return self.frames[i]
+
+    @property
+    def clips(self) -> list:
+        "[start, end) frame ranges of the clips this store holds (one range unless several sources were prepared)."
+        return [tuple(c) for c in self.meta.get('clips') or [(0, len(self.frames))]]
+
+    def starts(self, span:int) -> np.ndarray:
+        "Frames t whose frame t+`span` lies in the same clip: where pairs and chains may start (never across a cut)."
+        return np.concatenate([np.arange(s, max(s, e - span)) for s, e in self.clips]).astype(np.int64)
     def __repr__(self): return f"FrameStore({len(self)} frames, {self.size[0]}×{self.size[1]}, {self.fps:g} fps, {self.path})"
 
     @classmethod
@@ -119,7 +128,7 @@ def _n_selected(n, stride, max_frames):
     return k if max_frames is None else min(k, max_frames)
 
 @patch(cls_method=True)
-def prepare(cls:FrameStore, source:Path=None, # video file or image folder; None: the built-in sample video
+def prepare(cls:FrameStore, source:Path=None, # video file or image folder, a list of them (clips), or None: the sample video
              run:Path='runs/sample',     # run folder; the cache goes in `<run>/frames/`
              size=256,                   # short side (int) or exact (H, W)
              crop:str='center',          # 'center', '16:9', 'square' or 'none'
@@ -137,6 +146,9 @@ def prepare(cls:FrameStore, source:Path=None, # video file or image folder; None
         raise ConfigError(f"max_frames must be a positive integer, got {max_frames!r}")
     run = Path(run); folder = run/'frames'
     params = dict(size=size, crop=crop, max_frames=max_frames, stride=stride)
+    if isinstance(source, (list, tuple)) and len(source) == 1: source = source[0]
+    if isinstance(source, (list, tuple)):
+        return _prepare_clips(cls, [Path(s) for s in source], run, size, crop, max_frames, stride, progress, min_frames, params)
     if source is None:
         n_src, H, W = _sample_plan(size, crop, max_frames, stride)
         n_src = n_src * stride
@@ -165,6 +177,42 @@ def prepare(cls:FrameStore, source:Path=None, # video file or image folder; None
     else: chunks = (resize_frames(c, box, (H, W)) for c in iter_video(source, chunk=_chunk_for(info.height, info.width),
                                                                        stride=stride, max_frames=max_frames))
     _write_npy(path, chunks, (n, H, W, 3), progress, f"{what}")
+    if j.exists(): j.unlink()
+    meta['npy'] = _npy_stamp(path)
+    atomic_write_json(j, meta)
+    return cls.load(run)
+
+def _prepare_clips(cls, sources, run, size, crop, max_frames, stride, progress, min_frames, params):
+    "Several clips into one cache: the first sets the frame size, the others are cropped to its aspect; `meta['clips']` keeps the cuts."
+    infos = [probe_video(s) for s in sources]                         # every source checked before any decoding
+    box0, (H, W) = target_geometry(infos[0].height, infos[0].width, size, crop)
+    boxes = [box0] + [target_geometry(i.height, i.width, (H, W), 'none' if crop == 'none' else 'center')[0] for i in infos[1:]]
+    counts = [_n_selected(i.n_frames, stride, max_frames) for i in infos]
+    for i, n in zip(infos, counts):
+        if n < min_frames: raise SourceError(f"{i.path}: {n} frames after stride/limit, fewer than the {min_frames} needed "
+                                             f"(K+1 for pairs up to K = {min_frames - 1} frames apart)")
+    ends = np.cumsum(counts).tolist(); clips = [[int(e - n), int(e)] for e, n in zip(ends, counts)]
+    folder = Path(run)/'frames'
+    key = hash_dict({'v': CACHE_VERSION, 'source': [file_fingerprint(i.path) for i in infos], 'params': params})
+    j, path = folder/'frames.json', folder/'frames.npy'
+    if j.exists() and path.exists():
+        try:
+            old = json.loads(j.read_text())
+            if old.get('key') == key and old.get('npy') == _npy_stamp(path): return cls.load(run)
+        except (OSError, ValueError, SourceError): pass
+    check_writable(folder)
+    fps = infos[0].fps / stride
+    if any(abs(i.fps - infos[0].fps) > 0.01 for i in infos[1:]):
+        warnings.warn(f"the clips' frame rates differ ({', '.join(f'{i.fps:g}' for i in infos)}); the run keeps {infos[0].fps:g}")
+    def chunks():
+        for i, b in zip(infos, boxes):
+            for c in iter_video(i.path, chunk=_chunk_for(i.height, i.width), stride=stride, max_frames=max_frames):
+                yield resize_frames(c, b, (H, W))
+    n = int(ends[-1])
+    meta = dict(version=CACHE_VERSION, key=key, source=[file_fingerprint(i.path) for i in infos], params=params, fps=fps,
+                shape=[n, H, W, 3], source_frames=sum(i.n_frames for i in infos), clips=clips,
+                created=time.strftime('%Y-%m-%d %H:%M:%S'))
+    _write_npy(path, chunks(), (n, H, W, 3), progress, ', '.join(str(i.path) for i in infos))
     if j.exists(): j.unlink()
     meta['npy'] = _npy_stamp(path)
     atomic_write_json(j, meta)
@@ -221,6 +269,11 @@ class PairDataset(Dataset):
         if len(store) < K + 1:
             raise SourceError(f"{getattr(store, 'path', 'frames')}: {len(store)} frames, fewer than K+1 = {K + 1} "
                               f"needed for skip up to K = {K}")
+        # item i is the pair starting at frame index[i]; with several clips no pair crosses a cut
+        self.index = store.starts(K) if hasattr(store, 'starts') else np.arange(len(store) - K)
+        clips = store.clips if hasattr(store, 'clips') else [(0, len(store))]
+        self.clip_start = np.concatenate([np.full(max(0, e - K - s), s) for s, e in clips]).astype(np.int64)
+        if len(self.index) == 0: raise SourceError(f"{getattr(store, 'path', 'frames')}: no clip has more than K = {K} frames")
         H, W = store.frames.shape[1:3]
         self.crop = None if crop is None else ((crop, crop) if isinstance(crop, (int, np.integer)) else tuple(crop))
         if self.crop is not None and not (0 < self.crop[0] <= H and 0 < self.crop[1] <= W):
@@ -228,7 +281,7 @@ class PairDataset(Dataset):
         self.flip = {False: '', None: '', True: 'h', 'h': 'h', 'hv': 'hv'}.get(flip, None)
         if self.flip is None: raise ConfigError(f"flip must be False, True, 'h' or 'hv', got {flip!r}")
 
-    def __len__(self): return len(self.store) - self.skip[1]
+    def __len__(self): return len(self.index)
     def set_epoch(self, epoch:int):
         "Draw a fresh set of skips and crops for epoch `epoch`."
         self.epoch = int(epoch)
@@ -240,7 +293,8 @@ class PairDataset(Dataset):
         H, W = self.store.frames.shape[1:3]; ch, cw = self.crop or (H, W)
         y, x = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
         fh, fv = rng.random(2) < 0.5
-        n = min(int(rng.integers(1, self.unroll + 1)), i // k) if self.unroll else 0   # drawn last: earlier draws unchanged
+        t = int(self.index[i])
+        n = min(int(rng.integers(1, self.unroll + 1)), (t - int(self.clip_start[i])) // k) if self.unroll else 0   # drawn last
         return dict(k=k, y=y, x=x, h=ch, w=cw, fh=bool(fh and 'h' in self.flip), fv=bool(fv and 'v' in self.flip), n=n)
 
     def __getitem__(self, i:int) -> dict:
@@ -251,8 +305,9 @@ class PairDataset(Dataset):
             if d['fh']: f = f[:, ::-1]
             if d['fv']: f = f[::-1]
             return _as_float(f)
-        item = {'input': get(i), 'target': get(i + d['k']), 'k': d['k'], 't': i}
-        if self.unroll: item.update(prev=get(i - d['n'] * d['k']), n=d['n'])
+        t = int(self.index[i])
+        item = {'input': get(t), 'target': get(t + d['k']), 'k': d['k'], 't': t}
+        if self.unroll: item.update(prev=get(t - d['n'] * d['k']), n=d['n'])
         return item
 
 # %% ../nbs/03_data.ipynb #bf40728e
@@ -287,7 +342,8 @@ def parse_size(s:str) -> tuple|int:
 def prep_main(argv=None):
     "Console script `nfp_prep`: decode a video or image folder (default: the sample video) into a run's frame cache."
     p = CLIParser(prog='nfp_prep', description='Decode a video (or image folder, or the built-in sample) into a frame cache.')
-    p.add_argument('source', nargs='?', default=None, help='video file or folder of images (default: the built-in sample video)')
+    p.add_argument('source', nargs='*', default=None, help='video file(s) or folder(s) of images; several clips go into one run, '
+                   'and no training pair crosses from one clip into the next (default: the built-in sample video)')
     p.add_argument('--run', default=None, help='run folder (default: runs/<source name> or runs/sample)')
     p.add_argument('--size', default='256', help='short side N, or exact HxW (default 256)')
     p.add_argument('--crop', default='center', choices=CROPS, help='crop mode (default center)')
@@ -298,12 +354,15 @@ def prep_main(argv=None):
     a = p.parse_args(argv)
     size = parse_size(a.size)
     if a.skip < 1: raise ConfigError(f"--skip must be >= 1, got {a.skip}")
-    run = Path(a.run) if a.run else Path('runs')/(Path(a.source).stem if a.source else 'sample')
+    if len(a.source) > 1 and not a.run: raise ConfigError("several sources: name the run folder with --run DIR")
+    src = (a.source[0] if len(a.source) == 1 else a.source) if a.source else None
+    run = Path(a.run) if a.run else Path('runs')/(Path(a.source[0]).stem if a.source else 'sample')
     t0 = time.time()
-    store = FrameStore.prepare(a.source, run=run, size=size, crop=a.crop, max_frames=a.max_frames, stride=a.stride,
+    store = FrameStore.prepare(src, run=run, size=size, crop=a.crop, max_frames=a.max_frames, stride=a.stride,
                                progress=not a.quiet, min_frames=a.skip + 1)
     PairDataset(store, skip=a.skip)
-    print(f"{len(store)} frames, {store.size[0]}x{store.size[1]}, {store.fps:g} fps -> {store.path} ({time.time() - t0:.1f} s)")
+    clips = f" in {len(store.clips)} clips" if len(store.clips) > 1 else ''
+    print(f"{len(store)} frames{clips}, {store.size[0]}x{store.size[1]}, {store.fps:g} fps -> {store.path} ({time.time() - t0:.1f} s)")
     return store
 
 # %% ../nbs/03_data.ipynb #1643411f

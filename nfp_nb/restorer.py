@@ -127,7 +127,7 @@ class RestorePairDataset(Dataset):
                  batch_size:int=16,         # frames per forward of A
                  device=None,               # where A runs (None: a module's own device, or the default device)
                  seed:int=0,                # draws of n and m depend only on (seed, epoch, item)
-                 starts=None,               # start frames t to use (default: every t with t+M inside the video)
+                 starts=None,               # start frames t to use (default: every t with t+M inside its clip)
                  k:int=1,                   # skip passed to a skip-conditioned A
                  flip=False,                # False, True/'h' (horizontal) or 'hv': random flips of input and target together
                  progress:bool=True,        # show a progress bar while prerendering
@@ -140,7 +140,9 @@ class RestorePairDataset(Dataset):
         self.batch_size, self.refresh_every, self.progress = max(1, int(batch_size)), int(refresh_every or 0), progress
         T = len(self.frames)
         if T <= self.m[1]: raise ConfigError(f"the video has {T} frames, too few for targets up to m={self.m[1]} frames ahead")
-        self.starts = np.arange(T - self.m[1]) if starts is None else np.asarray(starts, dtype=np.int64).reshape(-1)
+        if starts is None:                   # several clips in one run: a target never lies in the next clip
+            starts = store.starts(self.m[1]) if hasattr(store, 'starts') else np.arange(T - self.m[1])
+        self.starts = np.asarray(starts, dtype=np.int64).reshape(-1)
         if len(self.starts) == 0: raise ConfigError("no start frames: `starts` is empty")
         bad = self.starts[(self.starts < 0) | (self.starts + self.m[1] >= T)]
         if len(bad): raise ConfigError(f"start frame {int(bad[0])} has no target m={self.m[1]} frames later "

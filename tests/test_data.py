@@ -136,3 +136,20 @@ def test_cli_subprocess(tmp_path, video):
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'text.mp4' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr and no_cache_left(tmp_path/'bad')
+
+def test_several_clips_in_one_run(tmp_path, capfd):
+    "`nfp_prep a.mp4 b.mp4 --run DIR`: one cache, the cuts recorded, no pair (nor restorer chain) crosses a cut."
+    a = write_sample(tmp_path/'a.mp4', n_frames=10, size=48, seed=1)
+    b = write_sample(tmp_path/'b.mp4', n_frames=7, size=64, seed=2, height=36)
+    prep_main([str(a), str(b), '--run', str(tmp_path/'run'), '--size', '32', '--quiet'])
+    assert '17 frames in 2 clips, 32x32' in capfd.readouterr().out
+    st = FrameStore.load(tmp_path/'run')
+    assert st.clips == [(0, 10), (10, 17)]
+    ds = PairDataset(st, skip=(1, 3))
+    assert len(ds) == (10 - 3) + (7 - 3) and all((ds[i]['t'] < 10) == (ds[i]['t'] + ds[i]['k'] < 10) for i in range(len(ds)))
+    from nfp_nb.restorer import RestorePairDataset
+    rd = RestorePairDataset(st, torch.nn.Identity(), n=(1, 2), m=(1, 4), device='cpu')
+    assert all((t < 10) == (t + 4 < 10) for t in rd.starts)
+    check_cli(capfd, [str(a), str(b), '--size', '32', '--quiet'], '--run')              # several sources need a named run
+    check_cli(capfd, [str(a), str(tmp_path/'missing.mp4'), '--run', str(tmp_path/'r2'), '--quiet'], 'missing.mp4')
+    assert no_cache_left(tmp_path/'r2')
