@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #6dd99594
 from __future__ import annotations
-import os, sys, random, tempfile, contextlib, hashlib, json
+import os, sys, random, tempfile, contextlib, hashlib, json, dataclasses
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +13,8 @@ import torch
 __all__ = ['NFPError', 'SourceError', 'ConfigError', 'CacheError', 'CheckpointError', 'ScheduleError', 'TrainingError',
            'default_device', 'as_device', 'bf16_supported', 'resolve_dtype', 'autocast', 'seed_everything', 'to_float',
            'to_uint8', 'check_writable', 'atomic_path', 'atomic_write_bytes', 'jsonable', 'atomic_write_json',
-           'live_progress', 'file_fingerprint', 'hash_dict', 'CLIParser', 'cli_guard', 'inference_settings']
+           'live_progress', 'file_fingerprint', 'hash_dict', 'CLIParser', 'cli_guard', 'dataclass_flags',
+           'dataclass_overrides', 'inference_settings']
 
 # %% ../nbs/00_core.ipynb #e0aa1d00
 class NFPError(Exception):
@@ -202,6 +203,42 @@ def cli_guard(f):
             print(f"{prog}: interrupted", file=sys.stderr)
             raise SystemExit(130)
     return _inner
+
+# %% ../nbs/00_core.ipynb #d7cb1101
+def _flag_type(annotation:str):
+    "argparse keywords for a dataclass field annotated `annotation` (a string under `from __future__ import annotations`)."
+    t = str(annotation).replace(' ', '')
+    if 'bool' in t: return dict(action=argparse.BooleanOptionalAction)
+    if t.startswith('tuple'): return dict(type=float, nargs='+')
+    for name, typ in (('int', int), ('float', float), ('str', str)):
+        if t == name or t.startswith(name + '|') or t.endswith('|' + name): return dict(type=typ)
+    return None
+
+def dataclass_flags(parser, cls,            # an argparse parser (or group) and a config dataclass
+                    prefix:str='',          # flag prefix, e.g. 'd-' for --d-ndf
+                    skip=(),                # field names to leave out
+                    title:str=None,         # put the flags in an argument group with this title
+                    show_default:bool=True, # name the dataclass default in the help (not where a preset decides)
+                   ) -> dict:               # argparse dest -> field name
+    "Add `--{prefix}{field}` for every simple field of `cls`, help from the field's comment, default None (not given)."
+    from fastcore.docments import docments
+    docs, out = docments(cls), {}
+    target = parser.add_argument_group(title) if title else parser
+    taken = {a.dest for a in getattr(parser, '_actions', [])}
+    for f in dataclasses.fields(cls):
+        kw = _flag_type(f.type)
+        dest = (prefix + f.name).replace('-', '_')
+        if f.name in skip or kw is None or dest in taken: continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_ = (docs.get(f.name) or f.name).replace('%', '%%') + (f" (default: {default})" if default is not None and show_default else '')
+        target.add_argument('--' + (prefix + f.name).replace('_', '-'), dest=dest, default=None, help=help_, **kw)
+        out[dest] = f.name
+    return out
+
+def dataclass_overrides(args, flags:dict) -> dict:
+    "The fields the user gave on the command line: {field: value} for the `dataclass_flags` mapping `flags`."
+    return {field: (tuple(v) if isinstance(v, list) else v) for dest, field in flags.items()
+            if (v := getattr(args, dest, None)) is not None}
 
 # %% ../nbs/00_core.ipynb #27b8ba95
 def inference_settings(device=None) -> tuple: # (dtype for autocast, memory format)

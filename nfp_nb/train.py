@@ -15,18 +15,20 @@ from torch.utils.data import DataLoader, Dataset, Sampler, DistributedSampler, d
 from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar, IN_NOTEBOOK
 from fastcore.basics import patch
 from .core import (live_progress, NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
-                         bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path)
+                         bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path,
+                         dataclass_flags, dataclass_overrides)
 from .video import contact_sheet
 from .data import FrameStore, PairDataset, make_loader
 from .models import run_generator, build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig
 from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
 from .metrics import pair_fidelity
-from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, prune_checkpoints
+from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, prune_checkpoints, load_state_strict
 
 # %% auto #0
 __all__ = ['NETS', 'EMA', 'capture_rng_state', 'restore_rng_state', 'TrainConfig', 'lr_factor', 'ResumableSampler',
            'preserve_rng', 'dist_env', 'init_distributed', 'Trainer', 'TrainData', 'build_dataset', 'pair_data',
-           'train_parser', 'train_config_from_args', 'torchrun_command', 'run_training', 'train_main']
+           'train_parser', 'train_config_from_args', 'network_configs', 'load_global', 'torchrun_command',
+           'run_training', 'train_main']
 
 # %% ../nbs/07_train.ipynb #e00e0495
 class EMA:
@@ -638,7 +640,9 @@ def pair_data(store, args, device=None) -> TrainData:
     lo, hi = args.skip
     if not 1 <= lo <= hi: raise ConfigError(f"--skip {lo} {hi}: need 1 <= MIN <= MAX")
     unroll = getattr(args, 'unroll', None) or 0
-    return TrainData(PairDataset(store, skip=(lo, hi), seed=args.seed, unroll=unroll), meta={'skip': [lo, hi]})
+    crop = getattr(args, 'crop_size', None)
+    return TrainData(PairDataset(store, skip=(lo, hi), seed=args.seed, unroll=unroll, crop=crop),
+                     meta={'skip': [lo, hi], **({'crop_size': crop} if crop else {})})
 
 # %% ../nbs/07_train.ipynb #67a5a087
 def train_parser() -> argparse.ArgumentParser:
@@ -676,6 +680,10 @@ def train_parser() -> argparse.ArgumentParser:
     d.add_argument('--nnodes', type=int, default=1, metavar='N', help="machines taking part (default 1)")
     d.add_argument('--node-rank', type=int, default=None, metavar='R', help="this machine's rank, 0..NNODES-1 (several machines)")
     d.add_argument('--rdzv-endpoint', default=None, metavar='HOST:PORT', help="rendezvous address, the same on every machine (several machines)")
+    h = p.add_argument_group("pix2pixHD's high-resolution workflow")
+    h.add_argument('--load-global', default=None, metavar='CKPT', help="--arch local: start the local enhancer's global part "
+                   "from this global generator (trained at half the size), as pix2pixHD does")
+    h.add_argument('--crop-size', type=int, default=None, metavar='N', help="A: train on random N×N crops (patch training of large frames)")
     b = p.add_argument_group('network B (the restorer)')
     b.add_argument('--predictor', help="A checkpoint B is trained against (default RUN/A/latest)")
     b.add_argument('--n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
@@ -684,6 +692,13 @@ def train_parser() -> argparse.ArgumentParser:
     b.add_argument('--refresh-every', type=int, default=0, help="B: re-render the cache every N epochs (0: never)")
     b.add_argument('--init', default='auto', choices=['auto', 'predictor', 'random'],
                    help="B: starting weights; auto (default): A's when B has A's architecture, else random")
+    # every other config field, generated from the dataclasses (names, types and help from their fields)
+    skip = tuple(_ARG_FIELDS.values()) + ('compile', 'deterministic')
+    p.config_flags = dict(train=dataclass_flags(p, TrainConfig, skip=skip, title='more training options (TrainConfig)'),
+                          generator=dataclass_flags(p, GeneratorConfig, skip=('input_nc', 'output_nc'), show_default=False,
+                                                    title="generator (GeneratorConfig; default: the preset's, or the checkpoint's when resuming)"),
+                          discriminator=dataclass_flags(p, DiscriminatorConfig, prefix='d-', skip=('input_nc',), show_default=False,
+                                                        title="discriminator (DiscriminatorConfig; default: the preset's, or the checkpoint's)"))
     return p
 
 # %% ../nbs/07_train.ipynb #e3ff0b3c
@@ -692,7 +707,9 @@ _ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='
                    save_every='save_every', save_every_steps='save_every_steps', keep='keep', sample_every='sample_every',
                    workers='num_workers', channels_last='channels_last')
 
-def train_config_from_args(args, preset=None, saved:dict=None) -> TrainConfig:
+def train_config_from_args(args, preset=None, saved:dict=None,
+                           flags:dict=None, # `dataclass_flags` mapping of TrainConfig's generated flags (`parser.config_flags['train']`)
+                          ) -> TrainConfig:
     "A `TrainConfig` from parsed `nfp_train` arguments, a saved run's config and a `Preset`."
     kw = {}
     if preset is not None:
@@ -706,6 +723,7 @@ def train_config_from_args(args, preset=None, saved:dict=None) -> TrainConfig:
     for a, f_ in _ARG_FIELDS.items():
         v = getattr(args, a, None)
         if v is not None: kw[f_] = v
+    if flags: kw.update(dataclass_overrides(args, flags))
     if args.steps is not None: kw['epochs'] = kw.get('epochs', 10)
     if args.epochs is not None: kw['steps'] = None
     if args.compile: kw['compile'] = True
@@ -726,10 +744,34 @@ def _predictor_preset(args, run:Path, net:str) -> str|None:
     try: return load_checkpoint(Path(args.predictor) if args.predictor else run / 'A' / 'latest').meta.get('preset')
     except (CheckpointError, OSError): return None
 
-def _saved_run(run:Path, net:str) -> dict|None:
-    "The meta of `run/net/latest`, or None if there is no checkpoint."
-    try: return load_checkpoint(run / net / 'latest').meta
+def _saved_run(run:Path, net:str):
+    "The checkpoint `run/net/latest` (weights not read), or None if there is none."
+    try: return load_checkpoint(run / net / 'latest', parts=(), resume=False)
     except CheckpointError: return None
+
+def network_configs(args, flags:dict, preset, saved=None) -> tuple:
+    "(GeneratorConfig, DiscriminatorConfig): the saved run's or the preset's, with the flags the user gave on top."
+    g0 = saved.generator_config if saved is not None else preset.generator
+    d0 = (saved.discriminator_config if saved is not None else None) or preset.discriminator
+    go = dataclass_overrides(args, flags['generator'])
+    if go.get('arch') == 'local' and g0.arch != 'local' and 'ngf' not in go:
+        # pix2pixHD's local enhancer: its global part is the preset's generator, so --load-global can start it
+        go['ngf'] = max(1, g0.ngf // 2 ** go.get('n_local_enhancers', g0.n_local_enhancers))
+    try: return (config_from_dict(GeneratorConfig, {**asdict(g0), **go}),
+                 config_from_dict(DiscriminatorConfig, {**asdict(d0), **dataclass_overrides(args, flags['discriminator'])}))
+    except (TypeError, ValueError) as e: raise ConfigError(f"network options: {e}") from None
+
+def load_global(G:nn.Module, # a `LocalEnhancer`
+                path,        # a global generator's checkpoint (anything `resolve_checkpoint` accepts)
+               ) -> nn.Module:
+    "Start a local enhancer's global part from a trained global generator (pix2pixHD's progressive training)."
+    if not hasattr(G, 'global_net'): raise ConfigError("--load-global starts a local enhancer: add --arch local")
+    ck = load_checkpoint(path, parts=('generator',), resume=False)
+    if ck.generator_config.arch != 'global':
+        raise CheckpointError(f"{ck.path}: --load-global needs a global generator, this one is arch={ck.generator_config.arch!r}")
+    state = {k: v for k, v in ck.generator.items() if not k.startswith('head.')}   # the local enhancer has its own head
+    load_state_strict(G.global_net, state, source=str(ck.path), what='global generator')
+    return G
 
 _LAUNCH = ('--nproc-per-node', '--nnodes', '--node-rank', '--rdzv-endpoint')
 
@@ -760,7 +802,8 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
                 ) -> Trainer:   # None when it launched torchrun (the processes train; see `torchrun_command`)
     "Train as `nfp_train` does, from Python: errors stay catchable `NFPError`s (the console script turns them into exit 2)."
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args = parser.parse_args(argv)
     run, net = Path(args.run), args.net
     _check_launch(args); _check_frames(run)
     if args.nproc_per_node and 'LOCAL_RANK' not in os.environ:      # launch the processes, then wait for them
@@ -773,17 +816,21 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
     try:
         saved = _saved_run(run, net) if args.resume else None
         if args.resume and saved is None: raise CheckpointError(f"--resume: no checkpoint in {run / net} to resume from")
-        preset = get_preset(args.preset or (saved or {}).get('preset') or _predictor_preset(args, run, net) or 'small')
-        cfg = train_config_from_args(args, preset, (saved or {}).get('train'))
+        smeta = saved.meta if saved is not None else {}
+        preset = get_preset(args.preset or smeta.get('preset') or _predictor_preset(args, run, net) or 'small')
+        cfg = train_config_from_args(args, preset, smeta.get('train'), flags=parser.config_flags['train'])
+        gcfg, dcfg = network_configs(args, parser.config_flags, preset, saved)
+        if args.crop_size is not None and net != 'A': raise ConfigError("--crop-size: random crops train A only")
         args.seed = cfg.seed                      # resolved, for the dataset builder
-        if args.skip is None: args.skip = list((saved or {}).get('skip') or preset.skip)
+        if args.skip is None: args.skip = list(smeta.get('skip') or preset.skip)
         args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
         seed_everything(cfg.seed)
         store = FrameStore.load(run)
         data = build_dataset(store, net, args, device)
-        G, D = build_generator(preset.generator), build_discriminator(preset.discriminator)
+        G, D = build_generator(gcfg), build_discriminator(dcfg)
+        if args.load_global and not args.resume: load_global(G, args.load_global)
         if data.init is not None and not args.resume: data.init(G)
-        trainer = Trainer(G, D, data.dataset, cfg, run, net, meta={'preset': preset.name, **data.meta},
+        trainer = Trainer(G, D, data.dataset, cfg, run, net, meta={'preset': preset.name, **data.meta, **({'load_global': str(args.load_global)} if args.load_global else {})},
                           epoch_hook=data.epoch_hook, device=device)
         if args.resume: trainer.resume()
         if trainer.step >= trainer.total_steps:

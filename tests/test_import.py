@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from nfp_nb.core import CheckpointError, ConfigError
 from nfp_nb.checkpoint import load_generator, load_checkpoint, load_resume_state, LATEST
-from nfp_nb.importer import import_pix2pixhd, import_main, infer_pix2pixhd, read_state_dict
+from nfp_nb.importer import import_pix2pixhd, import_main, read_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

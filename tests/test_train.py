@@ -260,3 +260,37 @@ def test_a_stop_between_log_points_logs_its_losses(tmp_path):
     h = tr.history[-1]
     assert h['step'] == 2 and all(np.isfinite(h[k]) for k in ('G', 'D', 'FM')) and h['lr'] > 0
     assert 'nan' not in tr._epoch_line(0, 0)
+
+def test_every_config_field_is_a_flag_and_resume_keeps_them(tmp_path, capsys):
+    "Generated flags (GeneratorConfig, DiscriminatorConfig, TrainConfig) reach the networks; --resume keeps the saved configs."
+    run = tmp_path/'run'; prep(run)
+    code, tr = cli('--run', run, '--steps', '2', *TINY, '--ngf', '4', '--n-blocks', '1', '--upsample', 'resize',
+                   '--d-ndf', '8', '--d-num-D', '1', '--lambda-l1', '2', '--gan-mode', 'hinge')
+    assert code == 0
+    ck = load_checkpoint(run/'A'/'latest')
+    g, d = ck.generator_config, ck.discriminator_config
+    assert (g.ngf, g.n_blocks, g.upsample, g.n_downsampling) == (4, 1, 'resize', get_preset('tiny').generator.n_downsampling)
+    assert (d.ndf, d.num_D) == (8, 1) and ck.meta['train']['lambda_l1'] == 2 and ck.meta['train']['gan_mode'] == 'hinge'
+    code, tr = cli('--run', run, '--steps', '4', *TINY, '--resume')          # no flags again: the checkpoint's configs
+    assert code == 0 and tr.G.cfg.ngf == 4 and tr.cfg.gan_mode == 'hinge'
+    code, _ = cli('--run', run, '--steps', '6', *TINY, '--resume', '--ngf', '8')
+    assert code == 2 and 'ngf=4 (now 8)' in capsys.readouterr().err
+    assert "width of the first layer" in ' '.join(train_mod.train_parser().format_help().split())
+
+def test_local_enhancer_workflow(tmp_path, capsys):
+    "pix2pixHD's progressive training: a global generator at half size, then --arch local --load-global --niter-fix-global."
+    g, l = tmp_path/'g', tmp_path/'l'
+    prep(g, n=12, size=16); prep(l, n=12, size=32)
+    assert cli('--run', g, '--steps', '2', *TINY)[0] == 0
+    code, tr = cli('--run', l, '--epochs', '2', *TINY, '--arch', 'local', '--load-global', g/'A'/'latest',
+                   '--niter-fix-global', '1', '--crop-size', '16')
+    assert code == 0 and type(tr.G).__name__ == 'LocalEnhancer'
+    glob_w = load_checkpoint(g/'A'/'latest').generator['front.1.weight']
+    first = load_checkpoint(l/'A'/'ep0001')
+    assert torch.equal(first.generator['global_net.front.1.weight'], glob_w)     # loaded, then frozen for epoch 1
+    assert not torch.equal(tr.G.global_net.front[1].weight, glob_w)              # trained in epoch 2
+    assert first.meta['load_global'] == str(g/'A'/'latest') and first.meta['crop_size'] == 16
+    code, _ = cli('--run', l, '--steps', '1', *TINY, '--load-global', g/'A'/'latest')
+    assert code == 2 and '--arch local' in capsys.readouterr().err
+    code, _ = cli('--run', l, '--steps', '1', *TINY, '--arch', 'local', '--load-global', l/'A'/'latest')
+    assert code == 2 and "needs a global generator" in capsys.readouterr().err
