@@ -133,12 +133,13 @@ def package_defaults() -> dict:
     from nfp_nb.models import get_preset
     from nfp_nb.restorer import train_restorer
     from nfp_nb import rollout as ro
+    from nfp_nb.train import TrainConfig
     p = get_preset('small')
     return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
                 lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual, warp=p.generator.warp,
                 skip=list(p.skip), pushforward=p.pushforward, unroll=p.unroll, input_noise=p.input_noise, schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
                 upsample=p.generator.upsample, b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init'),
-                blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'))
+                blend=_default(ro.rollout, 'blend'), noise=_default(ro.rollout, 'noise'), tex_channels=TrainConfig.tex_channels)
 
 @dataclass
 class Recipe:
@@ -164,6 +165,7 @@ class Recipe:
     b_residual: bool = None         # B only (None: as `residual`)
     lambda_tex: float = None        # texture (Gram) loss weight of A
     b_lambda_tex: float = None      # texture (Gram) loss weight of B
+    tex_channels: int = None        # channels of the texture loss's random features (A and B)
     b_init: str = None              # B's starting weights: None (random) or 'predictor' (A's)
     b_upsample: str = None          # B's upsampling: 'transpose' or 'resize'
     upsample: str = None            # A's upsampling
@@ -180,7 +182,7 @@ class Recipe:
     def resolved(self) -> 'Recipe':
         d = package_defaults()
         r = dataclasses.replace(self)
-        for k in ('n', 'm', 'skip', 'warp', 'pushforward', 'unroll', 'input_noise', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample'):
+        for k in ('n', 'm', 'skip', 'warp', 'pushforward', 'unroll', 'input_noise', 'lambda_feat', 'lambda_l1', 'residual', 'schedule', 'blend', 'noise', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample', 'tex_channels'):
             if getattr(r, k) is None: setattr(r, k, d[k])
         if r.b_lambda_feat is None: r.b_lambda_feat = r.lambda_feat
         if r.b_lambda_l1 is None: r.b_lambda_l1 = r.lambda_l1
@@ -250,7 +252,7 @@ def train_a(store, r:Recipe, device, log) -> tuple:
     key = _key(dict(size=r.size, frames=r.frames, budget=r.budget, steps_a=r.steps_a, skip=r.skip, feat=r.lambda_feat,
                     l1=r.lambda_l1, residual=r.residual, seed=r.seed, **_unless_default(tex=(r.lambda_tex, 0), up=(r.upsample, 'transpose'), warp=(r.warp, False),
                                                                           pf=(r.pushforward if r.unroll else 0, 0), unroll=(r.unroll if r.pushforward else 0, 0), noise=(r.input_noise, 0),
-                                                                          ema=(r.ema, 0))))
+                                                                          ema=(r.ema, 0), texch=(r.tex_channels, 32))))
     run = store.run / f"A-{key}"
     done = run / 'done.json'
     if not done.exists():
@@ -260,7 +262,7 @@ def train_a(store, r:Recipe, device, log) -> tuple:
         G, D = build_generator(p.generator), build_discriminator(p.discriminator)
         unroll = r.unroll if r.pushforward else 0
         cfg = TrainConfig(steps=r.budget, save_every_steps=r.steps_a, lambda_tex=r.lambda_tex, pushforward=r.pushforward if unroll else 0.0,
-                          unroll=unroll, input_noise=r.input_noise, ema=r.ema, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
+                          unroll=unroll, input_noise=r.input_noise, ema=r.ema, tex_channels=r.tex_channels, **_train_kw(p, r.lambda_feat, r.lambda_l1, r))
         t0 = time.perf_counter()
         with _quiet():
             Trainer(G, D, PairDataset(store, skip=r.skip, seed=r.seed, unroll=unroll), cfg, run, 'A', meta={'preset': 'small'},
@@ -277,7 +279,8 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
     from nfp_nb.restorer import train_restorer
     from nfp_nb.checkpoint import load_generator
     key = _key(dict(n=r.n, m=r.m, steps=r.steps_b, feat=r.b_lambda_feat, l1=r.b_lambda_l1, residual=r.b_residual, seed=r.seed,
-                    **_unless_default(tex=(r.b_lambda_tex, 0), up=(r.b_upsample, 'transpose'), init=(r.b_init, None), warp=(r.b_warp, False), ema=(r.ema, 0))))
+                    **_unless_default(tex=(r.b_lambda_tex, 0), up=(r.b_upsample, 'transpose'), init=(r.b_init, None), warp=(r.b_warp, False), ema=(r.ema, 0),
+                                      texch=(r.tex_channels, 32))))
     run = a_run / f"B-{key}"
     done = run / 'done.json'
     if not done.exists():
@@ -291,7 +294,7 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
         try:
             t0 = time.perf_counter()
             kw = _train_kw(p, r.b_lambda_feat, r.b_lambda_l1, r); kw.pop('batch_size'); kw.pop('lr'); kw.pop('gan_mode')
-            kw.pop('lambda_feat'); kw.pop('lambda_l1'); kw['ema'] = r.ema
+            kw.pop('lambda_feat'); kw.pop('lambda_l1'); kw['ema'] = r.ema; kw['tex_channels'] = r.tex_channels
             torch.manual_seed(r.seed)
             with _quiet(): train_restorer(run, predictor=A, n=r.n, m=r.m, prerender=prerender, preset='small', steps=r.steps_b,
                            store=store, device=device, lambda_feat=r.b_lambda_feat, lambda_l1=r.b_lambda_l1, lambda_tex=r.b_lambda_tex, init=r.b_init,
@@ -460,7 +463,7 @@ def parse_args(argv=None):
     g.add_argument('--lambda-feat', type=float); g.add_argument('--lambda-l1', type=float)
     g.add_argument('--b-lambda-feat', type=float); g.add_argument('--b-lambda-l1', type=float)
     g.add_argument('--b-init'); g.add_argument('--upsample'); g.add_argument('--b-upsample')
-    g.add_argument('--lambda-tex', type=float); g.add_argument('--b-lambda-tex', type=float)
+    g.add_argument('--lambda-tex', type=float); g.add_argument('--b-lambda-tex', type=float); g.add_argument('--tex-channels', type=int)
     g.add_argument('--residual', type=int, choices=[0, 1]); g.add_argument('--b-residual', type=int, choices=[0, 1])
     g.add_argument('--pushforward', type=float); g.add_argument('--unroll', type=int); g.add_argument('--input-noise', type=float)
     g.add_argument('--ema', type=float, help='EMA decay of A and B; rollouts use the EMA weights')
@@ -474,7 +477,7 @@ def recipe_from_args(a) -> Recipe:
     r = Recipe()
     if a.quick: r = dataclasses.replace(r, size=64, frames=40, budget=24, rollout_steps=60, report_steps=(10, 30, 60), window=8)
     for k in ('size', 'frames', 'budget', 'b_share', 'rollout_steps', 'skip', 'pushforward', 'unroll', 'input_noise', 'ema', 'n', 'm', 'lambda_feat', 'lambda_l1',
-              'b_lambda_feat', 'b_lambda_l1', 'lambda_tex', 'b_lambda_tex', 'b_init', 'upsample', 'b_upsample', 'schedule', 'blend', 'noise', 'seed', 'starts'):
+              'b_lambda_feat', 'b_lambda_l1', 'lambda_tex', 'b_lambda_tex', 'tex_channels', 'b_init', 'upsample', 'b_upsample', 'schedule', 'blend', 'noise', 'seed', 'starts'):
         v = getattr(a, k)
         if v is not None: setattr(r, k, tuple(v) if isinstance(v, list) else v)
     for k in ('residual', 'b_residual', 'warp', 'b_warp'):

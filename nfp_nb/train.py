@@ -91,6 +91,7 @@ class TrainConfig:
     lambda_feat: float = 10.0       # feature-matching weight
     lambda_l1: float = 0.0          # L1-to-target weight (0: off)
     lambda_tex: float = 10.0        # texture (Gram) loss weight, random filters (0: off; see `TextureLoss`)
+    tex_channels: int = 16          # channels of the texture loss's random features (cost grows with their square)
     lambda_vgg: float = 10.0        # perceptual weight, used only when `vgg_weights` is given
     vgg_weights: str|None = None    # local VGG19 weights file for the perceptual loss (None: no perceptual loss)
     amp: str = 'auto'               # 'auto' (bf16 autocast where the device runs it natively), 'bf16' or 'off'
@@ -124,6 +125,7 @@ class TrainConfig:
         if not 0 <= self.pushforward <= 1: raise bad(f"pushforward={self.pushforward}: must be in [0, 1]")
         if self.input_noise < 0: raise bad(f"input_noise={self.input_noise}: must not be negative")
         if self.pushforward and not self.unroll: raise bad("pushforward needs unroll >= 1 (how many steps of G to run)")
+        if self.tex_channels < 1: raise bad(f"tex_channels={self.tex_channels}: must be at least 1")
         for k in ('save_every', 'save_every_steps', 'keep', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every',
                   'lambda_feat', 'lambda_l1', 'lambda_tex', 'unroll'):
             if getattr(self, k) < 0: raise bad(f"{k}={getattr(self, k)}: must not be negative")
@@ -209,7 +211,7 @@ class Trainer:
         self.G, self.D = generator.to(dev, memory_format=fmt), discriminator.to(dev, memory_format=fmt)
         self.skip_cond = bool(getattr(getattr(generator, 'cfg', None), 'skip_cond', False))
         self.gan = GANLoss(cfg.gan_mode)
-        self.tex = TextureLoss().to(dev) if cfg.lambda_tex else None
+        self.tex = TextureLoss(channels=cfg.tex_channels).to(dev) if cfg.lambda_tex else None
         self.vgg = VGGLoss(cfg.vgg_weights).to(dev).eval().requires_grad_(False) if cfg.vgg_weights else None
         self.opt_G, self.opt_D = self._adam(self.G), self._adam(self.D)
         self.ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
@@ -720,6 +722,7 @@ def train_config_from_args(args, preset=None, saved:dict=None,
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         kw.update({k: v for k, v in saved.items() if k in names})
         if 'lambda_tex' not in saved: kw['lambda_tex'] = 0.0    # a run started before the texture loss existed keeps its objective
+        if 'tex_channels' not in saved: kw['tex_channels'] = 32  # ... and one started with 32-channel texture features too
     for a, f_ in _ARG_FIELDS.items():
         v = getattr(args, a, None)
         if v is not None: kw[f_] = v

@@ -93,3 +93,17 @@ def test_contact_sheet(clip):
     im = contact_sheet(clip[:6], ncols=3, labels=list('abcdef'))
     assert im.size == (3*64 + 4, 2*48 + 2)
     assert contact_sheet(list(clip[:5]), width=300).size[0] <= 300
+
+def test_pyav_backend_reads_what_decord_reads(tmp_path, monkeypatch):
+    "Where decord has no wheel (or NFP_VIDEO_BACKEND=pyav) PyAV reads: same count, fps, size and frames; same errors."
+    from nfp_nb.sample import write_sample
+    from nfp_nb.video import probe_video, read_video, use_decord
+    src = write_sample(tmp_path/'s.mp4', n_frames=12, size=48, seed=3, fps=24)
+    a_info, a = probe_video(src), read_video(src, stride=2)
+    monkeypatch.setenv('NFP_VIDEO_BACKEND', 'pyav')
+    assert not use_decord()
+    b_info, b = probe_video(src), read_video(src, stride=2)
+    assert (a_info.n_frames, a_info.fps, a_info.width, a_info.height) == (b_info.n_frames, b_info.fps, b_info.width, b_info.height)
+    assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 2
+    bad = tmp_path/'cut.mp4'; bad.write_bytes(src.read_bytes()[:600])
+    with pytest.raises(SourceError, match='cut.mp4'): read_video(bad)
