@@ -149,7 +149,8 @@ def main():
         variants = {'trainer fp32': dict(amp='off', channels_last=False, lambda_tex=0.0),
                     'trainer fp32 + texture': dict(amp='off', channels_last=False)}
         fast = dict(amp='auto', channels_last=None)
-        if native or dev.type == 'cuda': variants['trainer fast (bf16 auto)'] = fast
+        if native or dev.type == 'cuda': variants['trainer fast (auto)'] = fast
+        if dev.type == 'cuda': variants['trainer fp16 + loss scaling'] = dict(amp='fp16', channels_last=None)
         if args.compile: variants['trainer fast + compile'] = dict(fast, compile=True)
         trainers = {n: Trainer(*make_pair(p, dev), data, TrainConfig(batch_size=bs, **kw), tempfile.mkdtemp(), device=dev)
                     for n, kw in variants.items()}

@@ -53,7 +53,9 @@ def bf16_supported(device=None # device to ask about; `None` for the default
     "True if bfloat16 autocast is natively fast on `device` (CUDA with bf16, or a CPU with AVX-512 BF16/AMX)."
     dev = as_device(device)
     if dev.type in _bf16_cache: return _bf16_cache[dev.type]
-    if dev.type == 'cuda': ok = torch.cuda.is_bf16_supported()
+    if dev.type == 'cuda':           # native only (Ampere, compute capability 8.0, and newer): emulated bf16 is slow
+        try: ok = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError: ok = torch.cuda.get_device_capability(dev)[0] >= 8
     elif dev.type == 'cpu':
         try: caps = torch.backends.cpu.get_cpu_capability()
         except Exception: caps = ''
@@ -71,8 +73,10 @@ _DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.flo
 def resolve_dtype(dtype='auto', # 'auto'/None, 'bf16', 'fp16', 'fp32', 'off', or a torch dtype
                   device=None,  # the device that will compute
                  ) -> torch.dtype:
-    "The compute dtype: for 'auto', bfloat16 where `device` runs it natively (`bf16_supported`), else float32."
-    if dtype in ('auto', None): return torch.bfloat16 if bf16_supported(device) else torch.float32
+    "The compute dtype: for 'auto', bfloat16 where `device` runs it natively, else float16 on a GPU and float32 on a CPU."
+    if dtype in ('auto', None):
+        if bf16_supported(device): return torch.bfloat16
+        return torch.float16 if as_device(device).type == 'cuda' else torch.float32   # older GPUs: fp16 (the trainer scales its loss)
     if isinstance(dtype, torch.dtype): return dtype
     if dtype not in _DTYPES: raise ConfigError(f"dtype {dtype!r}: expected 'auto', {', '.join(map(repr, _DTYPES))} or a torch dtype")
     return _DTYPES[dtype]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_restorer.ipynb #ea8c8429
 from __future__ import annotations
-import copy, hashlib, json, shutil, time
+import copy, hashlib, json, shutil, sys, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -24,8 +24,8 @@ from .train import Trainer, TrainConfig, TrainData
 
 # %% auto #0
 __all__ = ['apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset', 'init_from_predictor',
-           'default_predictor', 'restorer_data', 'restorer_dataset_from_args', 'train_restorer', 'evaluate_restorer',
-           'restorer_sheet']
+           'default_predictor', 'restorer_data', 'inputs_mode', 'restorer_dataset_from_args', 'train_restorer',
+           'evaluate_restorer', 'restorer_sheet']
 
 # %% ../nbs/08_restorer.ipynb #7f2c6767
 def _span(r, name:str) -> tuple:
@@ -352,12 +352,23 @@ def restorer_data(store,               # the run's `FrameStore`
     data.init = lambda G: data.meta.update(init=init_from_predictor(G, ds.predictor, init))
     return data
 
+def inputs_mode(prerender:bool, workers:int, device) -> tuple: # ('online'|'prerender', a note to print or None)
+    "How B's inputs are made: online A runs in the loader, so DataLoader workers on a GPU mean pre-rendering them once."
+    dev = torch.device(device) if device is not None else torch.device('cpu')
+    if prerender: return 'prerender', None
+    if workers and dev.type == 'cuda':
+        return 'prerender', (f"--workers {workers} on {dev}: A cannot run inside loader processes on the GPU, so B's inputs "
+                             f"are pre-rendered once instead (the same as --prerender)")
+    return 'online', None
+
 def restorer_dataset_from_args(store, args, device=None) -> TrainData:
-    "`nfp_train --net B`'s data from its arguments (--predictor, --n, --m, --prerender, --refresh-every, --seed)."
+    "`nfp_train --net B`'s data from its arguments (--predictor, --n, --m, --prerender, --refresh-every, --seed, --workers)."
     pred = getattr(args, 'predictor', None) or default_predictor(args.run)
     seed = getattr(args, 'seed', None)
+    mode, note = inputs_mode(bool(getattr(args, 'prerender', False)), getattr(args, 'workers', None) or 0, device)
+    if note: print(f"nfp_train: note: {note}", file=sys.stderr)
     return restorer_data(store, pred, n=tuple(getattr(args, 'n', None) or (1, 10)), m=tuple(getattr(args, 'm', None) or (1, 10)),
-                         prerender=bool(getattr(args, 'prerender', False)), refresh_every=getattr(args, 'refresh_every', 0) or 0,
+                         prerender=mode == 'prerender', refresh_every=getattr(args, 'refresh_every', 0) or 0,
                          seed=0 if seed is None else seed, device=device, init=getattr(args, 'init', None) or 'auto')
 
 # %% ../nbs/08_restorer.ipynb #9ecbfd77

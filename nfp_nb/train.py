@@ -94,7 +94,7 @@ class TrainConfig:
     tex_channels: int = 16          # channels of the texture loss's random features (cost grows with their square)
     lambda_vgg: float = 10.0        # perceptual weight, used only when `vgg_weights` is given
     vgg_weights: str|None = None    # local VGG19 weights file for the perceptual loss (None: no perceptual loss)
-    amp: str = 'auto'               # 'auto' (bf16 autocast where the device runs it natively), 'bf16' or 'off'
+    amp: str = 'auto'               # 'auto' (bf16 where native; fp16 + loss scaling on older GPUs; else off), 'bf16', 'fp16' or 'off'
     channels_last: bool|None = None # None: on for CUDA, off on CPU (slower there with instance norm)
     compile: bool = False           # torch.compile G and D (a slow first step, faster later ones)
     ema: float = 0.0                # decay of an EMA copy of G's weights (0: no EMA)
@@ -119,7 +119,7 @@ class TrainConfig:
         if self.steps is not None and self.steps < 1: raise bad(f"steps={self.steps}: must be at least 1")
         if self.batch_size < 1: raise bad(f"batch_size={self.batch_size}: must be at least 1")
         if not self.lr > 0: raise bad(f"lr={self.lr}: must be positive")
-        if self.amp not in ('auto', 'bf16', 'off'): raise bad(f"amp={self.amp!r}: expected 'auto', 'bf16' or 'off'")
+        if self.amp not in ('auto', 'bf16', 'fp16', 'off'): raise bad(f"amp={self.amp!r}: expected 'auto', 'bf16', 'fp16' or 'off'")
         if self.decay_unit not in ('auto', 'epoch', 'step'): raise bad(f"decay_unit={self.decay_unit!r}: expected 'auto', 'epoch' or 'step'")
         if not 0 <= self.ema < 1: raise bad(f"ema={self.ema}: must be in [0, 1)")
         if not 0 <= self.pushforward <= 1: raise bad(f"pushforward={self.pushforward}: must be in [0, 1]")
@@ -206,6 +206,8 @@ class Trainer:
         elif dev.type == 'cuda': torch.backends.cudnn.benchmark = True
         amp = resolve_dtype(cfg.amp, dev)
         self.amp_dtype = None if amp == torch.float32 else amp   # None: training in float32
+        # fp16's narrow range underflows small gradients: scale the losses up, unscale before the step (bf16 needs none)
+        self.scaler = torch.amp.GradScaler(dev.type) if amp == torch.float16 else None
         self.channels_last = (dev.type == 'cuda') if cfg.channels_last is None else cfg.channels_last
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.G, self.D = generator.to(dev, memory_format=fmt), discriminator.to(dev, memory_format=fmt)
@@ -329,8 +331,12 @@ def train_step(self:Trainer, batch:dict) -> dict|None:
     for opt in (self.opt_G, self.opt_D):
         for g in opt.param_groups: g['lr'] = lr
     self.opt_G.zero_grad(set_to_none=True); self.opt_D.zero_grad(set_to_none=True)
-    loss_G.backward(); loss_D.backward()
-    self.opt_G.step(); self.opt_D.step()
+    if self.scaler is None:
+        loss_G.backward(); loss_D.backward()
+        self.opt_G.step(); self.opt_D.step()
+    else:                                              # fp16: scaled losses; a step with inf/NaN gradients is skipped
+        self.scaler.scale(loss_G).backward(); self.scaler.scale(loss_D).backward()
+        self.scaler.step(self.opt_G); self.scaler.step(self.opt_D); self.scaler.update()
     if self.ema is not None: self.ema.update(self.G, self.step)
     self.step += 1; self.batch += 1
     return dict(zip(names, vals[:-1]), lr=lr)
@@ -361,6 +367,7 @@ def resume_state(self:Trainer) -> dict:
               opt_G=self.opt_G.state_dict(), opt_D=self.opt_D.state_dict(), rng=capture_rng_state(),
               history=[dict(h) for h in self.history], fidelity=[dict(f) for f in self.fidelity], train_config=asdict(self.cfg))
     if hasattr(self.dataset, 'state_dict'): st['dataset'] = self.dataset.state_dict()
+    if self.scaler is not None: st['scaler'] = self.scaler.state_dict()
     return st
 
 @patch
@@ -418,6 +425,7 @@ def resume(self:Trainer, path=None) -> Trainer:
     self.history = [dict(h) for h in st.get('history', [])]
     self.fidelity = [dict(f) for f in st.get('fidelity', [])]
     if 'dataset' in st and hasattr(self.dataset, 'load_state_dict'): self.dataset.load_state_dict(st['dataset'])
+    if self.scaler is not None and 'scaler' in st: self.scaler.load_state_dict(st['scaler'])
     self._pending_rng = st['rng']
     self.last_checkpoint, self._saved_step = ck.path, self.step
     return self
@@ -664,7 +672,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--input-noise', type=float, help="noise on G's inputs, std up to this ([-1,1] units; default: the preset's)")
     p.add_argument('--skip', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="A: predict t+k, k in MIN..MAX (default: the preset's)")
     p.add_argument('--resume', action='store_true', help="continue from RUN/NET/latest")
-    p.add_argument('--amp', default=None, choices=['auto', 'bf16', 'off'], help="bf16 autocast (auto: where native)")
+    p.add_argument('--amp', default=None, choices=['auto', 'bf16', 'fp16', 'off'],
+                   help="mixed precision (auto: bf16 where native, fp16 with loss scaling on older GPUs, else off)")
     p.add_argument('--compile', action='store_true', help="torch.compile G and D")
     p.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=None, help="channels_last memory format")
     p.add_argument('--ema', type=float, default=None, help="EMA decay of G (0: off)")

@@ -294,3 +294,17 @@ def test_local_enhancer_workflow(tmp_path, capsys):
     assert code == 2 and '--arch local' in capsys.readouterr().err
     code, _ = cli('--run', l, '--steps', '1', *TINY, '--arch', 'local', '--load-global', l/'A'/'latest')
     assert code == 2 and "needs a global generator" in capsys.readouterr().err
+
+def test_fp16_trains_with_loss_scaling_and_resumes(tmp_path):
+    "amp='fp16' (older GPUs' choice, exercised here on the CPU): a GradScaler, finite losses, its state in the resume state."
+    store = prep(tmp_path/'r')
+    tr = toy(tmp_path/'r', store, epochs=1, amp='fp16').fit(show=False)
+    assert tr.amp_dtype == torch.float16 and tr.scaler is not None
+    assert all(np.isfinite(h[k]) for h in tr.history for k in ('G', 'D', 'FM'))
+    ck = load_checkpoint(tmp_path/'r'/'A'/'latest')
+    assert ck.resume_state['scaler']['scale'] > 0
+    tr2 = toy(tmp_path/'r', store, epochs=2, amp='fp16').resume()
+    assert tr2.scaler.get_scale() == ck.resume_state['scaler']['scale']
+    assert toy(tmp_path/'x', store, amp='off').scaler is None
+    from nfp_nb.core import resolve_dtype
+    assert resolve_dtype('auto', 'cpu') in (torch.bfloat16, torch.float32)     # a CPU never picks fp16 by itself
