@@ -19,7 +19,7 @@ from .sample import iter_sample
 
 # %% auto #0
 __all__ = ['CROPS', 'CACHE_VERSION', 'SAMPLE_FRAMES', 'check_size', 'target_geometry', 'resize_frames', 'FrameStore',
-           'PairDataset', 'make_loader', 'parse_size', 'prep_main']
+           'PairDataset', 'make_loader', 'parse_size', 'prep_parser', 'prep_main']
 
 # %% ../nbs/03_data.ipynb #cf85077f
 CROPS = ('center', '16:9', 'square', 'none')
@@ -338,9 +338,8 @@ def parse_size(s:str) -> tuple|int:
     try: return check_size(v)
     except ConfigError: raise ConfigError(f"--size must be positive, got {s}") from None
 
-@cli_guard
-def prep_main(argv=None):
-    "Console script `nfp_prep`: decode a video or image folder (default: the sample video) into a run's frame cache."
+def prep_parser() -> CLIParser:
+    "The argument parser of `nfp_prep`."
     p = CLIParser(prog='nfp_prep', description='Decode a video (or image folder, or the built-in sample) into a frame cache.')
     p.add_argument('source', nargs='*', default=None, help='video file(s) or folder(s) of images; several clips go into one run, '
                    'and no training pair crosses from one clip into the next (default: the built-in sample video)')
@@ -351,7 +350,12 @@ def prep_main(argv=None):
     p.add_argument('--stride', type=int, default=1, help='keep every N-th frame')
     p.add_argument('--skip', type=int, default=1, help='largest frame skip K you will train with (checks length >= K+1)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
-    a = p.parse_args(argv)
+    return p
+
+@cli_guard
+def prep_main(argv=None):
+    "Console script `nfp_prep`: decode a video or image folder (default: the sample video) into a run's frame cache."
+    a = prep_parser().parse_args(argv)
     size = parse_size(a.size)
     if a.skip < 1: raise ConfigError(f"--skip must be >= 1, got {a.skip}")
     if len(a.source) > 1 and not a.run: raise ConfigError("several sources: name the run folder with --run DIR")
