@@ -57,6 +57,7 @@ def run_demo(out='nfp_demo',        # output folder (created)
              seed:int=0,            # seed for data, training and rollouts
              start:int=None,        # start frame of the rollouts (default: a third into the video)
              quiet:bool=False,      # no progress output
+             ema:float=0.0,         # EMA decay of A and B in training; > 0: the rollouts use the EMA weights
             ) -> dict:              # the summary written to OUT/summary.json
     "Prepare a video, train A and B, render an A-only and an A+B rollout, and compare their drift."
     if preset not in DEMO_PLANS: raise ConfigError(f"--preset {preset!r}: choose one of {', '.join(DEMO_PLANS)}")
@@ -68,7 +69,8 @@ def run_demo(out='nfp_demo',        # output folder (created)
     store = FrameStore.prepare(video, run=run, size=plan.size, max_frames=plan.frames if video is None else None,
                                progress=not quiet)
     say(f"frames ready: {len(store)} × {store.size[0]}×{store.size[1]}")
-    common = ['--run', str(run), '--preset', plan.preset, '--seed', str(seed), '--sample-every', '1000000'] + (['--quiet'] if quiet else [])
+    common = (['--run', str(run), '--preset', plan.preset, '--seed', str(seed), '--sample-every', '1000000']
+              + (['--quiet'] if quiet else []) + (['--ema', str(ema)] if ema else []))
     for net, steps, extra in (('A', plan.steps_a, ['--skip', '1', str(plan.skip)]),
                               ('B', plan.steps_b, ['--n', *map(str, plan.n), '--m', *map(str, plan.m)])):
         if (run/net/'latest').exists() and load_checkpoint(run/net).step >= steps:
@@ -76,7 +78,7 @@ def run_demo(out='nfp_demo',        # output folder (created)
             continue
         say(f"training {net} for {steps} steps")
         run_training(['--net', net, '--steps', str(steps), *common, *extra] + (['--resume'] if (run/net/'latest').exists() else []))
-    nets = {'A': load_generator(run/'A'), 'B': load_generator(run/'B')}
+    nets = {'A': load_generator(run/'A', ema=ema > 0), 'B': load_generator(run/'B', ema=ema > 0)}
     stats = SourceStats.from_source(store)
     start = len(store) // 3 if start is None else start
     results, summary = {}, {}
@@ -99,7 +101,7 @@ def run_demo(out='nfp_demo',        # output folder (created)
     bar = quality_bar(summary['AB']['drift_last_quarter'], summary['A']['drift_last_quarter'], spread)
     one_step = one_step_fidelity(nets['A'], store, B=nets['B'])
     summary.update(source=str(video or 'built-in sample video'), frames=len(store), size=list(store.size),
-                   plan=asdict(plan), seed=seed, start=start, drift_plot=str(out/'drift.png'),
+                   plan=asdict(plan), seed=seed, start=start, ema=ema, drift_plot=str(out/'drift.png'),
                    texture_ratio_AB_over_A=tb / ta if ta > 0 else float('nan'),
                    source_spread=spread, bar=bar, one_step=one_step,
                    seconds=round(time.time() - t0, 1))
@@ -120,7 +122,8 @@ def demo_parser() -> argparse.ArgumentParser:
                 "render an A-only and an A+B rollout, and compare their drift.")
     p.add_argument('--out', default='nfp_demo', help="output folder (default ./nfp_demo)")
     p.add_argument('--video', default=None, help="video file or image folder (default: the built-in sample video)")
-    p.add_argument('--preset', default='small', help="small (the demo, ~7 min on 2 CPU cores) or tiny (a quick check)")
+    p.add_argument('--preset', default='small', help="small (the demo, about 5 min on 2 CPU cores with native bf16) or tiny (a quick check)")
+    p.add_argument('--ema', type=float, default=0.0, help="EMA decay of A and B (e.g. 0.999); the rollouts then use the EMA weights")
     p.add_argument('--seed', type=int, default=0, help="random seed")
     p.add_argument('--quiet', action='store_true', help="no progress output")
     return p
@@ -130,7 +133,8 @@ def demo_main(argv:list=None # arguments (default: sys.argv[1:])
              ):
     "Console script `nfp_demo`."
     a = demo_parser().parse_args(argv)
-    s = run_demo(a.out, video=a.video, preset=a.preset, seed=a.seed, quiet=a.quiet)
+    if not 0 <= a.ema < 1: raise ConfigError(f"--ema {a.ema}: must be in [0, 1)")
+    s = run_demo(a.out, video=a.video, preset=a.preset, seed=a.seed, quiet=a.quiet, ema=a.ema)
     print(f"nfp_demo: wrote {a.out}/rollout_A.mp4, rollout_AB.mp4, sheet_A.png, sheet_AB.png, drift.png, summary.json")
     return s
 

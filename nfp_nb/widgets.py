@@ -12,7 +12,7 @@ import torch
 import ipywidgets as W
 from fastcore.basics import patch
 from PIL import Image
-from .core import NFPError, ConfigError, SourceError
+from .core import NFPError, ConfigError, SourceError, CheckpointError
 from .checkpoint import list_checkpoints, load_generator
 from .data import FrameStore
 from .metrics import SourceStats, DriftMeter
@@ -207,6 +207,8 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
                               continuous_update=False)
     self.rotate = W.FloatSlider(0.0, min=-5, max=5, step=0.25, description='turn °/step', style=st, continuous_update=False)
     self.seek = W.Checkbox(False, description='towards the light', indent=False, layout=L(width='150px'))
+    self.ema = W.Checkbox(False, description='EMA weights', indent=False, layout=L(width='120px'),
+                          tooltip='the EMA weights of checkpoints trained with --ema (others use their raw weights)')
     has_store = self.store is not None and len(self.store) > 0
     self.start_mode = W.ToggleButtons(options=(['frame'] if has_store else []) + ['image', 'noise'], description='start',
                                       style={**st, 'button_width': '72px'})
@@ -243,6 +245,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
                        self.zoom, W.HBox([self.rotate, self.seek]),
                        self.start_mode, W.HBox([self.start, self.thumb]), self.upload, W.HBox([self.seed, self.refresh_button])],
                       layout=L(width='380px'))
+    controls.children += (self.ema,)
     view = W.VBox([self.preview, W.HBox([self.play, self.frame]), W.HBox([self.progress, self.status])]
                   + ([self.plot.widget] if self.plot is not None else []))
     export = W.HBox([self.ex_size, self.ex_crop, self.ex_upscale, self.ex_loop, self.ex_button, self.ex_progress, self.ex_link])
@@ -250,7 +253,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.widget.add_class('nfp-panel')
     upd = lambda c: self._safe(self.update)
     for w in (self.a, self.a2, self.blend, self.b, self.every, self.schedule, self.steps, self.start_mode, self.start, self.seed,
-              self.zoom, self.rotate, self.seek):
+              self.zoom, self.rotate, self.seek, self.ema):
         w.observe(upd, 'value')
     self.a2.observe(lambda c: setattr(self.blend, 'disabled', not c['new']), 'value')
     self.b.observe(lambda c: setattr(self.every, 'disabled', not c['new']), 'value')
@@ -331,16 +334,21 @@ def settings(self:RolloutPanel) -> dict:
     zoom, turn = round(float(self.zoom.value), 4), round(float(self.rotate.value), 3)
     motion = (None if zoom == 1 and turn == 0 else
               dict(zoom=zoom, rotate=turn, center='bright' if self.seek.value else (0.0, 0.0)))
-    key = (self.a.value, a2, blend, b, sched, skey, int(self.seed.value), size, tuple(sorted((motion or {}).items())))
-    return dict(a=self.a.value, a2=a2, blend=blend, b=b, schedule=sched, start=start, motion=motion,
+    ema = bool(self.ema.value)
+    key = (self.a.value, a2, blend, b, sched, skey, int(self.seed.value), size, tuple(sorted((motion or {}).items())), ema)
+    return dict(a=self.a.value, a2=a2, blend=blend, b=b, schedule=sched, start=start, motion=motion, ema=ema,
                 seed=int(self.seed.value), size=size, steps=int(self.steps.value), key=key)
 
 # %% ../nbs/13_widgets.ipynb #bb9aa152
 @patch
-def _net(self:RolloutPanel, path):
-    key = (str(path), os.stat(str(path) + '.json').st_mtime if Path(str(path) + '.json').exists() else None)
+def _net(self:RolloutPanel, path, ema:bool=False):
+    key = (str(path), os.stat(str(path) + '.json').st_mtime if Path(str(path) + '.json').exists() else None, ema)
     with self._net_lock:
         if key in self._nets: self._nets.move_to_end(key); return self._nets[key]
+    if ema:                                      # the EMA weights where the checkpoint has them, else its raw weights
+        try: return self._keep_net(key, load_generator(path, device=self.device or 'cpu', ema=True).eval())
+        except CheckpointError as e:
+            if 'no EMA weights' not in str(e): raise
     return self._keep_net(key, load_generator(path, device=self.device or 'cpu').eval())
 
 def _net_bytes(net) -> int:
@@ -357,14 +365,14 @@ def _keep_net(self:RolloutPanel, key, net):
 @patch
 def _nets_for(self:RolloutPanel, s:dict) -> dict:
     "The networks of settings `s`, loaded (and blended) once."
-    a = self._net(s['a'])
+    a = self._net(s['a'], s['ema'])
     if s['a2'] is not None:
-        k = ('blend', s['a'], s['a2'], s['blend'])
+        k = ('blend', s['a'], s['a2'], s['blend'], s['ema'])
         with self._net_lock:
             blended = self._nets.get(k)
             if blended is not None: self._nets.move_to_end(k)
-        a = blended if blended is not None else self._keep_net(k, blend_checkpoints(a, self._net(s['a2']), s['blend']))
-    return {'A': a, **({'B': self._net(s['b'])} if s['b'] is not None else {})}
+        a = blended if blended is not None else self._keep_net(k, blend_checkpoints(a, self._net(s['a2'], s['ema']), s['blend']))
+    return {'A': a, **({'B': self._net(s['b'], s['ema'])} if s['b'] is not None else {})}
 
 # %% ../nbs/13_widgets.ipynb #ea50541b
 @patch

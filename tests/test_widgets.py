@@ -212,3 +212,25 @@ def test_caches_are_bounded_by_bytes(tiny_run):
         assert len(p.tracks) >= 1 and sum(t.nbytes for t in p.tracks.values()) <= p.cache_bytes + p.track.nbytes
         assert p.track is next(reversed(p.tracks.values()))   # the current rollout is never the one dropped
     finally: p.close()
+
+def test_ema_weights_checkbox(tmp_path):
+    "The panel rolls out the EMA weights when asked; checkpoints saved without EMA fall back to their raw weights."
+    from nfp_nb.data import FrameStore
+    from nfp_nb.models import build_generator, get_preset
+    from nfp_nb.checkpoint import save_checkpoint
+    run = tmp_path/'e'
+    FrameStore.prepare(None, run=run, size=32, max_frames=8, progress=False)
+    torch.manual_seed(0); G = build_generator(get_preset('tiny').generator)
+    torch.manual_seed(1); E = build_generator(get_preset('tiny').generator)
+    save_checkpoint(run/'A'/'ep0001', G, ema=E, meta={'epoch': 1})
+    p = RolloutPanel(run, steps=3, drift=False)
+    assert p.wait(60)
+    raw = p.track.frames[3]
+    p.ema.value = True; assert p.wait(60)
+    assert p.settings()['ema'] and not np.array_equal(p.track.frames[3], raw)
+    from nfp_nb.rollout import rollout
+    s = p.settings()
+    np.testing.assert_array_equal(p.track.frames[3], rollout(s['start'], E.eval(), 'A', 3, store=p.store, size=s['size']).frames[3])
+    save_checkpoint(run/'A'/'ep0002', G, meta={'epoch': 2}); p.refresh(); p.a.value = str(run/'A'/'ep0002'); assert p.wait(60)
+    np.testing.assert_array_equal(p.track.frames[3], raw)                   # no EMA saved: the raw weights
+    p.close() if hasattr(p, 'close') else None
