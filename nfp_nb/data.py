@@ -159,24 +159,37 @@ def prepare(cls:FrameStore, source:Path=None, # video file or image folder, a li
         (box, (H, W)) = target_geometry(info.height, info.width, size, crop)
         src_fp, fps, what = file_fingerprint(info.path), info.fps / stride, str(info.path)
         n_src = info.n_frames
-    n = _n_selected(n_src, stride, max_frames)
-    if n < min_frames:
-        raise SourceError(f"{what}: {n} frames after stride/limit, fewer than the {min_frames} needed "
-                          f"(K+1 for pairs up to K = {min_frames - 1} frames apart)")
+    n = _check_count(what, _n_selected(n_src, stride, max_frames), min_frames)
     key = hash_dict({'v': CACHE_VERSION, 'source': src_fp, 'params': params})
-    j, path = folder/'frames.json', folder/'frames.npy'
-    if j.exists() and path.exists():
-        try:
-            old = json.loads(j.read_text())
-            if old.get('key') == key and old.get('npy') == _npy_stamp(path): return cls.load(run)
-        except (OSError, ValueError, SourceError): pass
+    if (store := _cached(cls, run, key)) is not None: return store
     check_writable(folder)
     meta = dict(version=CACHE_VERSION, key=key, source=src_fp, params=params, fps=fps, shape=[n, H, W, 3],
                 source_frames=n_src, created=time.strftime('%Y-%m-%d %H:%M:%S'))
     if source is None: chunks = _sample_chunks(n, W, H, seed, stride)
     else: chunks = (resize_frames(c, box, (H, W)) for c in iter_video(source, chunk=_chunk_for(info.height, info.width),
                                                                        stride=stride, max_frames=max_frames))
-    _write_npy(path, chunks, (n, H, W, 3), progress, f"{what}")
+    return _build(cls, run, meta, chunks, progress, what)
+
+def _check_count(what, n:int, min_frames:int) -> int:
+    if n < min_frames:
+        raise SourceError(f"{what}: {n} frames after stride/limit, fewer than the {min_frames} needed "
+                          f"(K+1 for pairs up to K = {min_frames - 1} frames apart)")
+    return n
+
+def _cached(cls, run, key:str):
+    "The run's cache if it was made with `key` and its .npy is the file the sidecar recorded, else None."
+    j, path = Path(run)/'frames'/'frames.json', Path(run)/'frames'/'frames.npy'
+    if j.exists() and path.exists():
+        try:
+            old = json.loads(j.read_text())
+            if old.get('key') == key and old.get('npy') == _npy_stamp(path): return cls.load(run)
+        except (OSError, ValueError, SourceError): pass
+    return None
+
+def _build(cls, run, meta:dict, chunks, progress, what):
+    "Write the frames, then the sidecar naming them (last: a cache counts only once both are there)."
+    j, path = Path(run)/'frames'/'frames.json', Path(run)/'frames'/'frames.npy'
+    _write_npy(path, chunks, tuple(meta['shape']), progress, what)
     if j.exists(): j.unlink()
     meta['npy'] = _npy_stamp(path)
     atomic_write_json(j, meta)
@@ -187,20 +200,11 @@ def _prepare_clips(cls, sources, run, size, crop, max_frames, stride, progress, 
     infos = [probe_video(s) for s in sources]                         # every source checked before any decoding
     box0, (H, W) = target_geometry(infos[0].height, infos[0].width, size, crop)
     boxes = [box0] + [target_geometry(i.height, i.width, (H, W), 'none' if crop == 'none' else 'center')[0] for i in infos[1:]]
-    counts = [_n_selected(i.n_frames, stride, max_frames) for i in infos]
-    for i, n in zip(infos, counts):
-        if n < min_frames: raise SourceError(f"{i.path}: {n} frames after stride/limit, fewer than the {min_frames} needed "
-                                             f"(K+1 for pairs up to K = {min_frames - 1} frames apart)")
+    counts = [_check_count(i.path, _n_selected(i.n_frames, stride, max_frames), min_frames) for i in infos]
     ends = np.cumsum(counts).tolist(); clips = [[int(e - n), int(e)] for e, n in zip(ends, counts)]
-    folder = Path(run)/'frames'
     key = hash_dict({'v': CACHE_VERSION, 'source': [file_fingerprint(i.path) for i in infos], 'params': params})
-    j, path = folder/'frames.json', folder/'frames.npy'
-    if j.exists() and path.exists():
-        try:
-            old = json.loads(j.read_text())
-            if old.get('key') == key and old.get('npy') == _npy_stamp(path): return cls.load(run)
-        except (OSError, ValueError, SourceError): pass
-    check_writable(folder)
+    if (store := _cached(cls, run, key)) is not None: return store
+    check_writable(Path(run)/'frames')
     fps = infos[0].fps / stride
     if any(abs(i.fps - infos[0].fps) > 0.01 for i in infos[1:]):
         warnings.warn(f"the clips' frame rates differ ({', '.join(f'{i.fps:g}' for i in infos)}); the run keeps {infos[0].fps:g}")
@@ -212,11 +216,7 @@ def _prepare_clips(cls, sources, run, size, crop, max_frames, stride, progress, 
     meta = dict(version=CACHE_VERSION, key=key, source=[file_fingerprint(i.path) for i in infos], params=params, fps=fps,
                 shape=[n, H, W, 3], source_frames=sum(i.n_frames for i in infos), clips=clips,
                 created=time.strftime('%Y-%m-%d %H:%M:%S'))
-    _write_npy(path, chunks(), (n, H, W, 3), progress, ', '.join(str(i.path) for i in infos))
-    if j.exists(): j.unlink()
-    meta['npy'] = _npy_stamp(path)
-    atomic_write_json(j, meta)
-    return cls.load(run)
+    return _build(cls, run, meta, chunks(), progress, ', '.join(str(i.path) for i in infos))
 
 def _npy_stamp(path):
     st = Path(path).stat(); return [st.st_size, st.st_mtime_ns]

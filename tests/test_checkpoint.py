@@ -19,12 +19,7 @@ TINY_G = dict(ngf=4, n_downsampling=2, n_blocks=1)
 TINY_D = dict(ndf=4, n_layers=1, num_D=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "Tiny networks: one thread is faster, and spares the other workers of a busy 2-core machine."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
 
 
 def tiny_g(seed=0, **kw):

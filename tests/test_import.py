@@ -12,12 +12,7 @@ from nfp_nb.importer import import_pix2pixhd, import_main, read_state_dict
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "Tiny networks: one thread is faster, and spares the other workers of a busy 2-core machine."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
 
 
 # ---------------------------------------------------------------- NVIDIA's module layout (from its layer description)
