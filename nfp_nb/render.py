@@ -166,6 +166,7 @@ def render_video(out,                  # output .mp4 (or None: no video, e.g. on
                  **kwargs,             # `RolloutRun` options (noise, blend, seed, store, size, batch, chunk, ...)
                 ) -> dict:             # paths, events, names, seconds, fps, metrics, frames
     "Run a rollout and stream it to mp4 (and PNGs/metrics) in a background thread, in bounded memory."
+    kwargs.setdefault('compile', 'auto')                # long renders compile (see `compile_pays`), short ones do not
     run = RolloutRun(start, nets, schedule, steps, **kwargs)
     nb = len(run.start)
     paths = batch_paths(out, nb) if out is not None else []
@@ -194,7 +195,8 @@ def render_video(out,                  # output .mp4 (or None: no video, e.g. on
         raise err[0]
     for w in writers: w.close()
     res = dict(paths=paths, events=run.events, names=run.names, seconds=run.seconds,
-               fps=run.steps_done / max(run.seconds, 1e-9), steps=run.steps_done, size=tuple(run.start.shape[1:3]))
+               fps=run.steps_done / max(run.seconds, 1e-9), steps=run.steps_done, size=tuple(run.start.shape[1:3]),
+               compiled=run.compiled)
     if meters: res['metrics'] = [m.result() for m in meters]
     if keep: res['frames'] = [np.concatenate(k) for k in kept]
     return res
@@ -266,7 +268,8 @@ def rollout_parser() -> argparse.ArgumentParser:
     p.add_argument('--ema', action='store_true', help='use the EMA weights of checkpoints trained with --ema')
     p.add_argument('--device', default=None)
     p.add_argument('--dtype', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'], help="compute dtype (auto: bf16 where native)")
-    p.add_argument('--compile', action='store_true', help='torch.compile the networks (a warm-up first; pays on long renders)')
+    p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the networks (default: only when the render is long enough to win back the warm-up)")
     p.add_argument('--out', type=Path, required=True, help='output .mp4')
     p.add_argument('--frames-dir', type=Path, help='also write every frame as PNG here')
     p.add_argument('--metrics', type=Path, help='write per-step drift metrics (JSON) here')
@@ -347,7 +350,7 @@ def rollout_main(argv=None):
         stats = SourceStats.from_source(store)
     kw = dict(schedule=schedule, steps=a.steps, noise=a.inject, blend={'B': a.blend}, seed=a.seed, device=device,
               store=store, size=size, batch=batch, on_collapse=a.on_collapse, fps=fps, post=post,
-              frames_dir=a.frames_dir, stats=stats, dtype=a.dtype, compile=a.compile, motion=motion)
+              frames_dir=a.frames_dir, stats=stats, dtype=a.dtype, compile='auto' if a.compile is None else a.compile, motion=motion)
     if a.loop:
         res = render_video(None, start, nets, keep=True, **kw)
         min_len = a.min_loop or max(2, a.steps // 3)
@@ -373,7 +376,7 @@ def rollout_main(argv=None):
             # everything needed to render the same video again
             'render': dict(seed=a.seed, dtype=str(resolve_dtype(a.dtype, device)).replace('torch.', ''), device=str(device),
                            size=list(res['size']), start=(a.start or 0) if a.image is None and not a.noise else (str(a.image) if a.image else 'noise'),
-                           batch=a.batch, mix=a.mix, ema=a.ema, blend=a.blend, inject=a.inject, compile=a.compile,
+                           batch=a.batch, mix=a.mix, ema=a.ema, blend=a.blend, inject=a.inject, compile=res['compiled'],
                            crop=a.crop, upscale=a.upscale, on_collapse=a.on_collapse, motion=motion, argv=list(argv) if argv is not None else sys.argv[1:]),
             'summary': [summarize_drift(m) for m in ms], 'per_step': ms,
             'events': [asdict(e) for e in res['events']]})

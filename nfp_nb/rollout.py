@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_rollout.ipynb #79ab5982
 from __future__ import annotations
-import copy, math, time
+import copy, math, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,9 +18,9 @@ from .data import resize_frames
 from .models import run_generator
 
 # %% auto #0
-__all__ = ['DEFAULT_SCHEDULE', 'Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start', 'LoopMotion',
-           'motion_at', 'apply_motion', 'CollapseEvent', 'CollapseConfig', 'RolloutRun', 'RolloutResult',
-           'iter_rollout', 'rollout']
+__all__ = ['DEFAULT_SCHEDULE', 'COMPILE_BREAK_EVEN', 'Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start',
+           'LoopMotion', 'motion_at', 'apply_motion', 'CollapseEvent', 'CollapseConfig', 'compile_pays', 'RolloutRun',
+           'RolloutResult', 'iter_rollout', 'rollout']
 
 # %% ../nbs/10_rollout.ipynb #fe0c2773
 class Schedule:
@@ -282,6 +282,29 @@ class _CollapseDetector:
         self.frozen[b] = 0; self.cyc[b] = 0; self.valid[:, b] = False
 
 # %% ../nbs/10_rollout.ipynb #2937afd6
+# torch.compile pays back its warm-up only on long renders: compile='auto' compiles when steps × frame pixels ×
+# batch reaches this many (see `compile_pays`; the measurement behind it is in `bench/bench_rollout.py --compile`)
+COMPILE_BREAK_EVEN = 600 * 256 * 256
+
+def compile_pays(steps:int, h:int, w:int, batch:int=1, device='cpu') -> bool:
+    "Will `torch.compile` win back its warm-up on a rollout of `steps` frames of h×w (× batch)?"
+    return int(steps) * h * w * batch >= COMPILE_BREAK_EVEN
+
+class _Compiled(nn.Module):
+    "A `torch.compile`d network that falls back to the eager one, with a warning, if compiling fails (e.g. no C++ compiler)."
+    def __init__(self, net:nn.Module):
+        super().__init__()
+        self.eager, self.compiled, self.failed = net, torch.compile(net), False
+        self.cfg = getattr(net, 'cfg', None)
+    def forward(self, *args, **kwargs):
+        if not self.failed:
+            try: return self.compiled(*args, **kwargs)
+            except Exception as e:                       # compilation errors surface at the first call
+                self.failed = True
+                warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                              "rolling out eagerly")
+        return self.eager(*args, **kwargs)
+
 def _per_net(v, name, default):
     if isinstance(v, dict): return float(v.get(name, default))
     return float(v)
@@ -291,7 +314,7 @@ class RolloutRun:
     def __init__(self, start, nets, schedule='A', steps:int=100, noise=0.0, blend=1.0, seed:int=0, device=None,
                  dtype='auto', chunk:int=16, store=None, size=None, batch:int=None, skip:int=1,
                  on_collapse:str=None, collapse:CollapseConfig=None, callback:Callable=None, progress:bool=False,
-                 channels_last:bool=None, compile:bool=False, motion=None):
+                 channels_last:bool=None, compile=False, motion=None):   # compile: True, False or 'auto' (`compile_pays`)
         if not isinstance(nets, dict): nets = {'A': nets}
         self.motion = motion; motion_at(motion, 0)          # checked now, not at the first step
         if int(steps) <= 0: raise ConfigError(f"steps must be positive, got {steps}")
@@ -303,15 +326,20 @@ class RolloutRun:
         self.device = as_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.channels_last = (self.device.type == 'cuda') if channels_last is None else channels_last
+        self.start = load_start(start, size, store, seed, batch)
+        if compile not in (True, False, 'auto'): raise ConfigError(f"compile={compile!r}: expected True, False or 'auto'")
+        if compile == 'auto':
+            nb = len(schedule) if isinstance(schedule, (list, tuple)) and len(self.start) == 1 else len(self.start)
+            compile = compile_pays(steps, *self.start.shape[1:3], nb, self.device)
+        self.compiled = bool(compile)
         self.nets = {}
         for k, n in nets.items():
             n = _load_net(n, self.device)
             if isinstance(n, nn.Module):
                 n = n.to(self.device).eval()
                 if self.channels_last: n = n.to(memory_format=torch.channels_last)
-                if compile: n = torch.compile(n)
+                if compile: n = _Compiled(n)
             self.nets[k] = n
-        self.start = load_start(start, size, store, seed, batch)
         if per_sample:                                   # one schedule (and so one set of networks) per sample
             if len(self.start) == 1: self.start = self.start.repeat(len(self.schedules), 1, 1, 1)
             if len(self.start) != len(self.schedules):
