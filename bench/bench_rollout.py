@@ -91,7 +91,7 @@ def main():
     p.add_argument('--rss-steps', type=int, nargs=2, default=None, metavar=('SHORT', 'LONG'))
     p.add_argument('--rss-size', type=int, default=128, help='frame size of the RSS runs (tiny net)')
     p.add_argument('--channels-last', action='store_true', help='also time (b) with channels_last')
-    p.add_argument('--compile', action='store_true', help='also time (c) with torch.compile (slow first compile)')
+    p.add_argument('--compile', action='store_true', help='also time (c) with torch.compile: warm-up, speed-up and the break-even length')
     p.add_argument('--no-rss', action='store_true')
     p.add_argument('--rss-only', action='store_true', help='only the memory check')
     a = p.parse_args()
@@ -112,12 +112,15 @@ def main():
         for r in range(reps):
             res['a'].append(naive_loop(G, frame, steps, d))
             res['b'].append(bare(G, frame, steps, dtype))
-            res['c'].append(ours(G, frame, steps, d))
+            res['c'].append(ours(G, frame, steps, d, compile=False))
             if a.channels_last: res['b_cl'].append(bare(G, frame, steps, dtype, channels_last=True))
             print(f"  repeat {r}: " + ', '.join(f"{k} {v[-1][0]:.2f} ({v[-1][1]:.2f} CPU)" for k, v in res.items() if v) + ' frames/s', flush=True)
         if a.compile:
-            t = time.perf_counter(); res['c_compile'].append(ours(G, frame, steps, d, compile=True))
-            print(f"  compiled (c) incl. warm-up {time.perf_counter() - t:.1f}s")
+            from nfp_nb.render import render_video
+            t = time.perf_counter(); render_video(Path(d) / 'warm.mp4', frame, G, steps=2, compile=True)
+            warm = time.perf_counter() - t                                       # the compile itself
+            res['c_compile'].append(ours(G, frame, steps, d, compile=True))      # steady state (graphs cached)
+            print(f"  compile warm-up {warm:.1f} s")
     med = {k: statistics.median(v[0] for v in vs) for k, vs in res.items() if vs}
     cpu = {k: statistics.median(v[1] for v in vs) for k, vs in res.items() if vs}
     dt = str(dtype).split('.')[-1]
@@ -129,6 +132,13 @@ def main():
     for name, m in (('wall', med), ('CPU-time', cpu)):
         print(f"{name:8s}: (c)/(a) = {m['c'] / m['a']:.2f} (target ≥ 1.7 with bf16)   (c)/(b) = {m['c'] / m['b']:.2f} (target ≥ 0.9)"
               + (f"   (b_cl)/(b) = {m['b_cl'] / m['b']:.2f}" if 'b_cl' in m else ''))
+    if 'c_compile' in med:
+        from nfp_nb.rollout import COMPILE_BREAK_EVEN
+        gain = 1 / med['c'] - 1 / med['c_compile']                                # seconds saved per frame
+        be = warm / gain if gain > 0 else float('inf')
+        print(f"compile: {med['c_compile'] / med['c']:.2f}x the eager rollout after a {warm:.1f} s warm-up; break-even "
+              f"{be:.0f} frames at {size} px ({be * size * size / 1e6:.0f} M pixel-frames; rollout.COMPILE_BREAK_EVEN = "
+              f"{COMPILE_BREAK_EVEN / 1e6:.0f} M: {'holds within 2x' if be * size * size / 2 <= COMPILE_BREAK_EVEN <= 2 * be * size * size else 'UPDATE IT'})")
     print(json.dumps({'wall': {k: round(v, 3) for k, v in med.items()}, 'cpu': {k: round(v, 3) for k, v in cpu.items()}}))
     if not a.no_rss: rss_report(rss_steps, a.rss_size, threads)
 
