@@ -223,7 +223,8 @@ def trained_size(path) -> int:
     except (ImportError, NFPError, OSError, TypeError): return None
     sz = _find_size(meta)
     if sz is None and meta.get('run'):
-        st = _load_store(meta['run'])
+        try: st = _load_store(meta['run'])                # only a hint here: the run rendered from is checked by itself
+        except NFPError: st = None
         if st is not None: sz = int(min(st.size))
     return sz
 
@@ -280,11 +281,10 @@ def _check_out_folder(path:Path, what:str):
         raise CacheError(f"{what} {path}: folder {path.parent} does not exist")
 
 def _load_store(run):
-    if run is None: return None
-    try:
-        from nfp_nb.data import FrameStore
-        return FrameStore.load(run)
-    except (ImportError, NFPError, FileNotFoundError): return None
+    "The run's frame store; None only when the run has none. A damaged one is an error, never a silent start from noise."
+    if run is None or not (Path(run)/'frames').exists(): return None
+    from nfp_nb.data import FrameStore
+    return FrameStore.load(run)                          # SourceError naming the file if frames/ is damaged
 
 @cli_guard
 def rollout_main(argv=None):

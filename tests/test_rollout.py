@@ -285,3 +285,11 @@ def test_motion_inside_the_loop(A, src, run, tmp_path, capsys):
                        (['--keyframes', tmp_path / 'nope.json'], 'nope.json')):
         code, cap = _cli(['--run', run, '--steps', '3', *extra, '--out', tmp_path / 'x.mp4'], capsys)
         assert code == 2 and msg in cap.err and cap.err.count('\n') == 1, cap.err
+
+def test_cli_damaged_frame_store_is_an_error(run, tmp_path, capsys):
+    "A truncated frames.npy is one line naming it and exit 2, not a silent rollout from noise."
+    import shutil
+    bad = tmp_path/'bad'; shutil.copytree(run, bad)
+    f = bad/'frames'/'frames.npy'; f.write_bytes(f.read_bytes()[:1000])
+    code, cap = _cli(['--run', bad, '--steps', '3', '--out', tmp_path/'x.mp4'], capsys)
+    assert code == 2 and 'frames.npy' in cap.err and cap.err.count('\n') == 1 and not (tmp_path/'x.mp4').exists(), cap.err
