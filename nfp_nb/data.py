@@ -262,18 +262,24 @@ class PairDataset(Dataset):
                  crop=None,                # None: whole frames; int or (h, w): random crops
                  flip=False,               # False, True/'h' (horizontal), or 'hv'
                  seed:int=0,               # base seed of every random choice
-                 unroll:int=0):            # also give 'prev', frame t−n·k with n in 1..unroll (the trainer's pushforward)
+                 unroll:int=0,             # also give 'prev', frame t−n·k with n in 1..unroll (the trainer's pushforward)
+                 frames=None):             # (lo, hi): use only frames lo..hi-1 (e.g. hold the last ones back), None: all
         self.store, self.seed, self.epoch, self.unroll = store, seed, 0, int(unroll)
         self.skip = _skip_range(skip)
         K = self.skip[1]
         if len(store) < K + 1:
             raise SourceError(f"{getattr(store, 'path', 'frames')}: {len(store)} frames, fewer than K+1 = {K + 1} "
                               f"needed for skip up to K = {K}")
-        # item i is the pair starting at frame index[i]; with several clips no pair crosses a cut
-        self.index = store.starts(K) if hasattr(store, 'starts') else np.arange(len(store) - K)
+        # item i is the pair starting at frame index[i]; with several clips no pair crosses a cut, and with `frames`
+        # no pair (nor pushforward's earlier frame) leaves the range
+        lo, hi = (0, len(store)) if frames is None else (max(0, int(frames[0])), min(len(store), int(frames[1])))
         clips = store.clips if hasattr(store, 'clips') else [(0, len(store))]
-        self.clip_start = np.concatenate([np.full(max(0, e - K - s), s) for s, e in clips]).astype(np.int64)
-        if len(self.index) == 0: raise SourceError(f"{getattr(store, 'path', 'frames')}: no clip has more than K = {K} frames")
+        pairs = [(t, max(s, lo)) for s, e in clips for t in range(max(s, lo), min(e, hi) - K)]
+        self.index = np.array([t for t, _ in pairs], dtype=np.int64)
+        self.clip_start = np.array([c for _, c in pairs], dtype=np.int64)
+        if len(self.index) == 0:
+            raise SourceError(f"{getattr(store, 'path', 'frames')}: no clip has more than K = {K} frames"
+                              + (f" within frames {lo}..{hi - 1}" if frames is not None else ''))
         H, W = store.frames.shape[1:3]
         self.crop = None if crop is None else ((crop, crop) if isinstance(crop, (int, np.integer)) else tuple(crop))
         if self.crop is not None and not (0 < self.crop[0] <= H and 0 < self.crop[1] <= W):

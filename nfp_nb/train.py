@@ -194,9 +194,11 @@ class Trainer:
                  meta:dict=None,                # extra facts stored in every checkpoint (e.g. B's predictor)
                  epoch_hook=None,               # `hook(trainer, epoch)` at each epoch start; may return a new dataset
                  device=None,                   # default: CUDA if present (this process's GPU under torchrun)
+                 fidelity_data:Dataset=None,    # pairs held back from training for the one-step fidelity (default: training pairs)
                 ):
         self.cfg = cfg = config or TrainConfig()
         self.run, self.net, self.meta, self.epoch_hook = Path(run_dir), net, dict(meta or {}), epoch_hook
+        self.fidelity_data = fidelity_data
         self.rank, self.world, _ = dist_env()
         self.device = dev = init_distributed(device)
         self.is_main = self.rank == 0
@@ -435,10 +437,12 @@ def resume(self:Trainer, path=None) -> Trainer:
 def _prepare_samples(self:Trainer):
     n = len(self.dataset)
     idx = sorted(set(np.linspace(0, n - 1, min(self.cfg.n_samples, n)).round().astype(int).tolist()))
-    fid = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
+    fd = self.fidelity_data if self.fidelity_data is not None else self.dataset    # held-back pairs where given
+    m = len(fd)
+    fid = sorted(set(np.linspace(0, m - 1, min(8, m)).round().astype(int).tolist()))
     with preserve_rng():
         self._sample_batch = default_collate([self.dataset[i] for i in idx])
-        self._fid_batch = default_collate([self.dataset[i] for i in fid])
+        self._fid_batch = default_collate([fd[i] for i in fid])
 
 @patch
 @torch.no_grad()
@@ -454,10 +458,11 @@ def _predict(self:Trainer, batch:dict) -> tuple:
 @patch
 @torch.no_grad()
 def measure_fidelity(self:Trainer) -> dict:
-    "One-step fidelity of G on 8 fixed pairs (see `nfp_nb.metrics.pair_fidelity`); appended to `fidelity`."
+    "One-step fidelity of G on 8 fixed pairs (held back from training when `fidelity_data` is given); appended to `fidelity`."
     if self._sample_batch is None: self._prepare_samples()
     x, pred, y = self._predict(self._fid_batch)
-    rec = dict(step=self.step, **{k: round(v, 5) for k, v in pair_fidelity(pred, y, x).items()})
+    rec = dict(step=self.step, heldout=self.fidelity_data is not None,
+               **{k: round(v, 5) for k, v in pair_fidelity(pred, y, x).items()})
     self.fidelity.append(rec)
     return rec
 
@@ -634,6 +639,7 @@ class TrainData:
     epoch_hook: object = None   # `hook(trainer, epoch)`, may return a fresh dataset
     meta: dict = field(default_factory=dict)
     init: object = None         # `init(G)`: set the fresh generator's starting weights (resuming overwrites them)
+    heldout: Dataset = None     # pairs kept out of training, for the one-step fidelity
 
 NETS = ('A', 'B')   # the networks `nfp_train` trains: the predictor and the restorer
 
@@ -650,9 +656,15 @@ def pair_data(store, args, device=None) -> TrainData:
     lo, hi = args.skip
     if not 1 <= lo <= hi: raise ConfigError(f"--skip {lo} {hi}: need 1 <= MIN <= MAX")
     unroll = getattr(args, 'unroll', None) or 0
-    crop = getattr(args, 'crop_size', None)
-    return TrainData(PairDataset(store, skip=(lo, hi), seed=args.seed, unroll=unroll, crop=crop),
-                     meta={'skip': [lo, hi], **({'crop_size': crop} if crop else {})})
+    crop, hold = getattr(args, 'crop_size', None), getattr(args, 'holdout', None) or 0
+    T = len(store)
+    if hold and not hi < hold < T - hi:
+        raise ConfigError(f"--holdout {hold}: keep between {hi + 1} and {T - hi - 1} of the run's {T} frames back "
+                          f"(pairs up to {hi} frames apart must fit on both sides)")
+    ds = PairDataset(store, skip=(lo, hi), seed=args.seed, unroll=unroll, crop=crop, frames=(0, T - hold) if hold else None)
+    held = PairDataset(store, skip=(lo, lo), seed=args.seed, frames=(T - hold, T)) if hold else None
+    return TrainData(ds, heldout=held, meta={'skip': [lo, hi], **({'crop_size': crop} if crop else {}),
+                                            **({'holdout': hold} if hold else {})})
 
 # %% ../nbs/07_train.ipynb #67a5a087
 def train_parser() -> argparse.ArgumentParser:
@@ -695,6 +707,8 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument('--load-global', default=None, metavar='CKPT', help="--arch local: start the local enhancer's global part "
                    "from this global generator (trained at half the size), as pix2pixHD does")
     h.add_argument('--crop-size', type=int, default=None, metavar='N', help="A: train on random N×N crops (patch training of large frames)")
+    p.add_argument('--holdout', type=int, default=None, metavar='N', help="A: keep the last N frames out of training; the "
+                   "one-step fidelity is measured on them (default: on training pairs)")
     b = p.add_argument_group('network B (the restorer)')
     b.add_argument('--predictor', help="A checkpoint B is trained against (default RUN/A/latest)")
     b.add_argument('--n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
@@ -833,6 +847,7 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
         cfg = train_config_from_args(args, preset, smeta.get('train'), flags=parser.config_flags['train'])
         gcfg, dcfg = network_configs(args, parser.config_flags, preset, saved)
         if args.crop_size is not None and net != 'A': raise ConfigError("--crop-size: random crops train A only")
+        if args.holdout and net != 'A': raise ConfigError("--holdout: held-back frames are A's (B's fidelity is measured by the benchmark)")
         args.seed = cfg.seed                      # resolved, for the dataset builder
         if args.skip is None: args.skip = list(smeta.get('skip') or preset.skip)
         args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
@@ -842,7 +857,7 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
         G, D = build_generator(gcfg), build_discriminator(dcfg)
         if args.load_global and not args.resume: load_global(G, args.load_global)
         if data.init is not None and not args.resume: data.init(G)
-        trainer = Trainer(G, D, data.dataset, cfg, run, net, meta={'preset': preset.name, **data.meta, **({'load_global': str(args.load_global)} if args.load_global else {})},
+        trainer = Trainer(G, D, data.dataset, cfg, run, net, fidelity_data=data.heldout, meta={'preset': preset.name, **data.meta, **({'load_global': str(args.load_global)} if args.load_global else {})},
                           epoch_hook=data.epoch_hook, device=device)
         if args.resume: trainer.resume()
         if trainer.step >= trainer.total_steps:

@@ -308,3 +308,14 @@ def test_fp16_trains_with_loss_scaling_and_resumes(tmp_path):
     assert toy(tmp_path/'x', store, amp='off').scaler is None
     from nfp_nb.core import resolve_dtype
     assert resolve_dtype('auto', 'cpu') in (torch.bfloat16, torch.float32)     # a CPU never picks fp16 by itself
+
+def test_holdout_keeps_frames_out_of_training_and_measures_fidelity_on_them(tmp_path, capsys):
+    "--holdout N: no training pair touches the last N frames; the one-step fidelity is measured on pairs among them."
+    run = tmp_path/'run'; prep(run, n=24)
+    code, tr = cli('--run', run, '--steps', '2', *TINY, '--holdout', '6')
+    assert code == 0
+    assert max(tr.dataset.index) + 2 < 18 and len(tr.dataset) == 18 - 2          # skip up to 2: pairs end before frame 18
+    assert all(t >= 18 for t in tr._fid_batch['t'].tolist())
+    assert tr.fidelity[-1]['heldout'] and load_checkpoint(run/'A'/'latest').meta['holdout'] == 6
+    code, _ = cli('--run', run, '--steps', '2', *TINY, '--holdout', '23')
+    assert code == 2 and '--holdout 23' in capsys.readouterr().err
