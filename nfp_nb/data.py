@@ -202,7 +202,8 @@ def _prepare_clips(cls, sources, run, size, crop, max_frames, stride, progress, 
     boxes = [box0] + [target_geometry(i.height, i.width, (H, W), 'none' if crop == 'none' else 'center')[0] for i in infos[1:]]
     counts = [_check_count(i.path, _n_selected(i.n_frames, stride, max_frames), min_frames) for i in infos]
     ends = np.cumsum(counts).tolist(); clips = [[int(e - n), int(e)] for e, n in zip(ends, counts)]
-    key = hash_dict({'v': CACHE_VERSION, 'source': [file_fingerprint(i.path) for i in infos], 'params': params})
+    prints = [file_fingerprint(i.path) for i in infos]
+    key = hash_dict({'v': CACHE_VERSION, 'source': prints, 'params': params})
     if (store := _cached(cls, run, key)) is not None: return store
     check_writable(Path(run)/'frames')
     fps = infos[0].fps / stride
@@ -213,7 +214,7 @@ def _prepare_clips(cls, sources, run, size, crop, max_frames, stride, progress, 
             for c in iter_video(i.path, chunk=_chunk_for(i.height, i.width), stride=stride, max_frames=max_frames):
                 yield resize_frames(c, b, (H, W))
     n = int(ends[-1])
-    meta = dict(version=CACHE_VERSION, key=key, source=[file_fingerprint(i.path) for i in infos], params=params, fps=fps,
+    meta = dict(version=CACHE_VERSION, key=key, source=prints, params=params, fps=fps,
                 shape=[n, H, W, 3], source_frames=sum(i.n_frames for i in infos), clips=clips,
                 created=time.strftime('%Y-%m-%d %H:%M:%S'))
     return _build(cls, run, meta, chunks(), progress, ', '.join(str(i.path) for i in infos))

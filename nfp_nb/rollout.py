@@ -287,7 +287,7 @@ class _CollapseDetector:
 # native bf16): 1.53x the eager rollout after a 30.5 s warm-up, so it breaks even at about 1650 frames of 256 px
 COMPILE_BREAK_EVEN = 1650 * 256 * 256
 
-def compile_pays(steps:int, h:int, w:int, batch:int=1, device='cpu') -> bool:
+def compile_pays(steps:int, h:int, w:int, batch:int=1) -> bool:
     "Will `torch.compile` win back its warm-up on a rollout of `steps` frames of h×w (× batch)?"
     return int(steps) * h * w * batch >= COMPILE_BREAK_EVEN
 
@@ -331,7 +331,7 @@ class RolloutRun:
         if compile not in (True, False, 'auto'): raise ConfigError(f"compile={compile!r}: expected True, False or 'auto'")
         if compile == 'auto':
             nb = len(schedule) if isinstance(schedule, (list, tuple)) and len(self.start) == 1 else len(self.start)
-            compile = compile_pays(steps, *self.start.shape[1:3], nb, self.device)
+            compile = compile_pays(steps, *self.start.shape[1:3], nb)
         self.compiled = bool(compile)
         self.nets = {}
         for k, n in nets.items():

@@ -243,9 +243,9 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     for name, css in _CSS.items(): getattr(self, name).add_class(css)
     controls = W.VBox([self.a, W.HBox([self.a2]), self.blend, self.b, self.every, self.schedule, self.steps,
                        self.zoom, W.HBox([self.rotate, self.seek]),
-                       self.start_mode, W.HBox([self.start, self.thumb]), self.upload, W.HBox([self.seed, self.refresh_button])],
+                       self.start_mode, W.HBox([self.start, self.thumb]), self.upload, W.HBox([self.seed, self.refresh_button]),
+                       self.ema],
                       layout=L(width='380px'))
-    controls.children += (self.ema,)
     view = W.VBox([self.preview, W.HBox([self.play, self.frame]), W.HBox([self.progress, self.status])]
                   + ([self.plot.widget] if self.plot is not None else []))
     export = W.HBox([self.ex_size, self.ex_crop, self.ex_upscale, self.ex_loop, self.ex_button, self.ex_progress, self.ex_link])
