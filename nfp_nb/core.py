@@ -223,6 +223,7 @@ def dataclass_flags(parser, cls,            # an argparse parser (or group) and 
                     skip=(),                # field names to leave out
                     title:str=None,         # put the flags in an argument group with this title
                     show_default:bool=True, # name the dataclass default in the help (not where a preset decides)
+                    only=None,              # field names to add (None: every field not in `skip`)
                    ) -> dict:               # argparse dest -> field name
     "Add `--{prefix}{field}` for every simple field of `cls`, help from the field's comment, default None (not given)."
     from fastcore.docments import docments
@@ -230,12 +231,13 @@ def dataclass_flags(parser, cls,            # an argparse parser (or group) and 
     target = parser.add_argument_group(title) if title else parser
     taken = {a.dest for a in getattr(parser, '_actions', [])}
     for f in dataclasses.fields(cls):
+        extra = dict(f.metadata.get('flag') or {})   # argparse keywords the field asks for: type, nargs, metavar, choices, ...
         kw = _flag_type(f.type)
         dest = (prefix + f.name).replace('-', '_')
-        if f.name in skip or kw is None or dest in taken: continue
+        if f.name in skip or (only is not None and f.name not in only) or (kw is None and not extra) or dest in taken: continue
         default = f.default if f.default is not dataclasses.MISSING else None
         help_ = (docs.get(f.name) or f.name).replace('%', '%%') + (f" (default: {default})" if default is not None and show_default else '')
-        target.add_argument('--' + (prefix + f.name).replace('_', '-'), dest=dest, default=None, help=help_, **kw)
+        target.add_argument('--' + (prefix + f.name).replace('_', '-'), **{'dest': dest, 'default': None, 'help': help_, **(kw or {}), **extra})
         out[dest] = f.name
     return out
 

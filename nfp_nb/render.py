@@ -5,7 +5,7 @@
 # %% ../nbs/11_render.ipynb #95a0e021
 from __future__ import annotations
 import argparse, json, math, queue, sys, threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from .core import (NFPError, ConfigError, ScheduleError, SourceError, CacheError, as_device, to_float, to_uint8,
-                         resolve_dtype, cli_guard, CLIParser, atomic_write_json, check_writable)
+                         resolve_dtype, cli_guard, CLIParser, atomic_write_json, check_writable,
+                         dataclass_flags, dataclass_overrides)
 from .video import VideoWriter
-from .data import parse_size
+from .data import parse_size, check_size
 from .metrics import SourceStats, DriftMeter, summarize_drift
 from .rollout import (DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, blend_checkpoints, motion_at,
                             _fmt, _load_net, _target_hw)
 
 # %% auto #0
 __all__ = ['parse_aspect', 'crop_aspect', 'upscale', 'pingpong', 'find_loop', 'seamless_loop', 'batch_paths', 'render_video',
-           'trained_size', 'rollout_parser', 'rollout_main']
+           'RenderConfig', 'trained_size', 'render_run', 'rollout_parser', 'rollout_main']
 
 # %% ../nbs/11_render.ipynb #5d7591e1
 def _np_frames(frames) -> np.ndarray:
@@ -201,6 +202,149 @@ def render_video(out,                  # output .mp4 (or None: no video, e.g. on
     if keep: res['frames'] = [np.concatenate(k) for k in kept]
     return res
 
+# %% ../nbs/11_render.ipynb #abcb5efe
+def _size_arg(s:str):
+    "argparse `type` of `--size`: N or HxW (`parse_size`); a bad value is argparse's one-line error."
+    try: return parse_size(s)
+    except ConfigError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
+_RENDER_DTYPES = ('auto', 'fp32', 'bf16', 'fp16')
+_MOTION = ('zoom', 'rotate', 'pan', 'center', 'keyframes')   # the motion settings of `RenderConfig` (a group of their own in --help)
+
+@dataclass
+class RenderConfig:
+    "What decides a rendered rollout besides its inputs (run, checkpoints, start) and outputs; `nfp_rollout`'s flags are made from it."
+    steps: int                       # rollout steps (the video has steps+1 frames)
+    schedule: str|None = None        # network per step, repeated: 'A', 'AAAB', ...; '[AB]': every frame B(A(x)) (None: AAAB with a B, else A)
+    seed: int = 0                    # seed of noise starts, injected noise and every RNG
+    inject: float = 0.0              # per-step input noise std ([-1,1] units)
+    blend: float = 1.0               # mix of B's output with its input (1 = B's output)
+    batch: int = 1                   # roll out K starts together (one video each)
+    size: int|tuple|None = field(default=None, metadata={'flag': {'type': _size_arg}}) # frame size: N (short side) or HxW, e.g. 144x256; starts of another aspect are centre-cropped to it (None: the size A was trained at)
+    crop: str|None = None            # crop the output to an aspect ratio, e.g. 16:9
+    upscale: float|None = None       # upscale the output by this factor (Lanczos)
+    loop: bool = False               # cut a seamless loop out of the rollout (holds the frames in memory)
+    min_loop: int|None = None        # shortest loop in frames (None: steps/3)
+    fps: float|None = None           # frames per second (None: the source video's, else 30)
+    crf: int = 18                    # x264 quality: 0 lossless, 18 visually lossless, 23 x264's default; each +6 about halves the file
+    on_collapse: str|None = None     # react to a frozen loop/limit cycle: 'noise' or 'B'
+    ema: bool = False                # use the EMA weights of checkpoints trained with --ema
+    dtype: str = field(default='auto', metadata={'flag': {'choices': _RENDER_DTYPES}}) # compute dtype (auto: bf16 where native)
+    compile: bool|None = None        # torch.compile the networks (None: only when the render is long enough to win back the warm-up)
+    mix: float|None = field(default=None, metadata={'flag': {'metavar': 'ALPHA'}}) # with a second predictor A2: A's weights lerped towards A2's by ALPHA (0: A, 1: A2)
+    zoom: float|None = None          # zoom per step about the centre, e.g. 1.01 (1 % closer each step)
+    rotate: float|None = None        # degrees per step, counter-clockwise
+    pan: tuple|None = field(default=None, metadata={'flag': {'nargs': 2, 'metavar': ('DX', 'DY')}}) # pixels per step (DX, DY)
+    center: object = field(default=None, metadata={'flag': {'nargs': '+', 'metavar': 'C'}}) # zoom/rotation centre: CX CY in [-1, 1], or 'bright' (heat-seek)
+    keyframes: object = field(default=None, metadata={'flag': {'metavar': 'JSON'}}) # keyframes: a JSON file, or the list itself, [[step, {"zoom": ..., "rotate": ...}], ...] (linear in between)
+
+    def _bad(self, name:str, msg:str, err=ConfigError):
+        "Raise `err` with `msg`, whose {name}, {v} and {other_field}s read as Python here and as flags in `.cli` (what `nfp_rollout` prints)."
+        v, names = getattr(self, name), [f.name for f in fields(self)]
+        e = err('RenderConfig: ' + msg.format(**{n: n for n in names}, name=name, v=repr(v)))
+        e.cli = msg.format(**{n: '--' + n.replace('_', '-') for n in names}, name='--' + name.replace('_', '-'),
+                           v=' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+        raise e
+
+    def _number(self, name:str, low=None, integer:bool=False, strict:bool=True, optional:bool=True):
+        "Check the number `name`: an int if `integer`, finite, above `low` (or at least `low` unless `strict`); None allowed if `optional`."
+        v = getattr(self, name)
+        if v is None and optional: return
+        kind = 'an integer' if integer else 'a number'
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer) if integer else (int, float, np.integer, np.floating)):
+            self._bad(name, "{name} must be " + kind + ", got {v}")
+        if not math.isfinite(v): self._bad(name, "{name} must be finite, got {v}")
+        if low is not None and (v <= low if strict else v < low):
+            self._bad(name, "{name} must be positive, got {v}" if (low, strict) == (0, True) else
+                            "{name} must be " + ('above ' if strict else 'at least ') + f"{low}, got " + "{v}")
+
+    def __post_init__(self):
+        bad = self._bad
+        self._number('steps', 0, integer=True, optional=False); self._number('batch', 0, integer=True, optional=False)
+        self._number('seed', integer=True, optional=False); self._number('inject', 0, strict=False, optional=False)
+        self._number('blend', optional=False); self._number('crf', 0, integer=True, strict=False, optional=False)
+        if self.crf > 51: bad('crf', "{name} must be between 0 and 51 (x264), got {v}")
+        for k in ('upscale', 'fps', 'zoom'): self._number(k, 0)
+        self._number('min_loop', 0, integer=True); self._number('rotate')
+        self._number('mix')
+        if self.mix is not None and not -1 <= self.mix <= 2:
+            bad('mix', "{name} {v}: expected a weight between -1 and 2 (0: A, 1: A2; outside [0, 1] extrapolates)")
+        for k in ('loop', 'ema'):
+            if not isinstance(getattr(self, k), bool): bad(k, "{name} must be True or False, got {v}")
+        if self.compile not in (None, True, False): bad('compile', "{name} must be True, False or None (auto), got {v}")
+        if self.schedule is not None and (not isinstance(self.schedule, str) or not self.schedule.strip()):
+            bad('schedule', "{name} {v}: expected a pattern such as 'AAAB'", ScheduleError)
+        if self.dtype not in _RENDER_DTYPES: bad('dtype', "{name} {v}: expected one of " + ', '.join(_RENDER_DTYPES))
+        if self.on_collapse not in (None, 'noise', 'A', 'B'):
+            bad('on_collapse', "{name} {v}: expected 'noise' or a network among A, B", ScheduleError)
+        if self.crop is not None:
+            try: parse_aspect(self.crop)
+            except ConfigError: bad('crop', "{name} {v}: expected width:height such as '16:9'")
+        if self.size is not None:
+            try: self.size = parse_size(self.size) if isinstance(self.size, str) else check_size(self.size)
+            except ConfigError: bad('size', "{name} {v}: expected N (the short side) or HxW, positive integers")
+        # the motion
+        if self.pan is not None:
+            p = self.pan
+            try: self.pan = tuple(float(v) for v in p)
+            except (TypeError, ValueError): self.pan = ()
+            if len(self.pan) != 2: self.pan = p; bad('pan', "{name} {v}: expected two numbers DX DY")
+        if self.center is not None:
+            c = self.center
+            if c == 'bright' or (isinstance(c, (list, tuple)) and list(c) == ['bright']): self.center = 'bright'
+            else:
+                try: self.center = tuple(float(v) for v in c)
+                except (TypeError, ValueError): self.center = ()
+                if len(self.center) != 2: self.center = c; bad('center', "{name} {v}: expected CX CY or 'bright'")
+        flat = [k for k in _MOTION[:-1] if getattr(self, k) is not None]
+        if self.keyframes is not None:
+            if flat: bad('keyframes', "{name} already gives the motion: drop {zoom}/{rotate}/{pan}/{center}")
+            if not isinstance(self.keyframes, (str, Path)): self.keyframes = self._keys(self.keyframes)
+        motion_at(self.motion() if not isinstance(self.keyframes, (str, Path)) else None, 0)   # LoopMotion's own checks
+
+    def _keys(self, kf) -> list:
+        "Keyframes as [(step, dict), ...], or a one-line error."
+        try: return [(int(s), dict(m)) for s, m in kf]
+        except (TypeError, ValueError) as e:
+            self._bad('keyframes', "{name}: expected [[step, {{...}}], ...] (" + str(e).replace('{', '{{').replace('}', '}}') + ")")
+
+    def motion(self):
+        "The rollout's `motion=`: None, the flat settings as a dict, or the keyframes (read from their file, checked)."
+        if self.keyframes is None:
+            return {k: getattr(self, k) for k in _MOTION[:-1] if getattr(self, k) is not None} or None
+        kf = self.keyframes
+        if isinstance(kf, (str, Path)):
+            try: kf = json.loads(Path(kf).read_text())
+            except (OSError, ValueError) as e:
+                why = str(e).replace('{', '{{').replace('}', '}}')
+                self._bad('keyframes', "{name} {v}: expected a JSON file [[step, {{...}}], ...] (" + why + ")", SourceError)
+            kf = self._keys(kf)
+            motion_at(kf, 0)
+        return kf
+
+    @classmethod
+    def from_metrics(cls, path, # metrics JSON written by `render_run(metrics=...)` / `nfp_rollout --metrics`
+                     **overrides, # fields to change, e.g. steps=1800
+                    ) -> RenderConfig:
+        "The settings a stored render used (its metrics' `render.config`), with `overrides` applied."
+        try: d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e: raise SourceError(f"{path}: cannot read it as JSON ({e})") from None
+        c = d.get('render', {}).get('config') if isinstance(d, dict) and isinstance(d.get('render'), dict) else None
+        if not isinstance(c, dict): raise SourceError(f"{path}: no render settings in it (the metrics JSON of a render holds them under render.config)")
+        if any(k in overrides for k in _MOTION): c = {k: v for k, v in c.items() if k not in _MOTION}   # new motion replaces the stored one
+        return _render_config(None, {**c, **overrides}, f"{path}: ")
+
+def _render_config(cfg:RenderConfig, overrides:dict, where:str='') -> RenderConfig:
+    "`cfg` (or a fresh `RenderConfig`) with `overrides`; an unknown name or a missing `steps` is one `ConfigError`."
+    names = [f.name for f in fields(RenderConfig)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown: raise ConfigError(f"{where}unknown render setting(s) {', '.join(unknown)}; RenderConfig has {', '.join(names)}")
+    if cfg is None:
+        if overrides.get('steps') is None: raise ConfigError(f"{where}steps is required: how many rollout steps to render")
+        return RenderConfig(**overrides)
+    if not isinstance(cfg, RenderConfig): raise ConfigError(f"cfg: expected a RenderConfig, got {type(cfg).__name__}")
+    return replace(cfg, **overrides)
+
 # %% ../nbs/11_render.ipynb #5bd2f5f1
 def _find_size(d):
     "A frame size recorded under a usual key of `d` (or of its 'dataset'/'train'/'data' parts), as the short side."
@@ -230,55 +374,9 @@ def trained_size(path) -> int:
 
 def _note(msg): print(f"nfp_rollout: note: {msg}", file=sys.stderr)
 
-def _size_arg(s:str):
-    try: return parse_size(s)
-    except ConfigError as e: raise argparse.ArgumentTypeError(str(e)) from None
-
-def rollout_parser() -> argparse.ArgumentParser:
-    "The argument parser of `nfp_rollout`."
-    p = CLIParser(prog='nfp_rollout', description='Render a feedback rollout of trained networks to mp4.')
-    p.add_argument('--run', type=Path, help='run folder (holds frames/, A/, B/)')
-    p.add_argument('--steps', type=int, required=True, help='rollout steps (the video has steps+1 frames)')
-    p.add_argument('--schedule', default=None, help="network per step, repeated: 'A', 'AAAB', ... (default: " + DEFAULT_SCHEDULE + " with B, else A); '[AB]': every frame B(A(x))")
-    p.add_argument('--A', type=Path, help='predictor checkpoint (default: RUN/A latest)')
-    p.add_argument('--A2', type=Path, help='a second predictor checkpoint (same architecture) blended into A, see --mix')
-    p.add_argument('--mix', type=float, default=None, metavar='ALPHA', help="with --A2: A's weights lerped towards A2's by ALPHA (0: A, 1: A2)")
-    p.add_argument('--B', type=Path, help='restorer checkpoint (default: RUN/B latest, if present)')
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--start', type=int, help='start from this frame of the run (default 0)')
-    g.add_argument('--image', type=Path, help='start from this image file')
-    g.add_argument('--noise', action='store_true', help='start from random noise')
-    p.add_argument('--batch', type=int, default=1, help='roll out K starts together (one video each)')
-    p.add_argument('--size', type=_size_arg, help="frame size: N (short side) or HxW, e.g. 144x256; starts of another "
-                   "aspect are centre-cropped to it (default: the size A was trained at)")
-    p.add_argument('--crop', help="crop the output to an aspect ratio, e.g. 16:9")
-    p.add_argument('--upscale', type=float, help='upscale the output by this factor (Lanczos)')
-    p.add_argument('--loop', action='store_true', help='cut a seamless loop out of the rollout (holds the frames in memory)')
-    p.add_argument('--min-loop', type=int, default=None, help='shortest loop in frames (default: steps/3)')
-    p.add_argument('--fps', type=float, help='frames per second (default: the source video\'s, else 30)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--inject', type=float, default=0.0, help='per-step input noise std ([-1,1] units)')
-    p.add_argument('--blend', type=float, default=1.0, help="mix of B's output with its input (1 = B's output)")
-    m = p.add_argument_group('motion inside the loop (per step; see LoopMotion)')
-    m.add_argument('--zoom', type=float, default=None, help='zoom per step about the centre, e.g. 1.01 (1 %% closer each step)')
-    m.add_argument('--rotate', type=float, default=None, help='degrees per step, counter-clockwise')
-    m.add_argument('--pan', type=float, nargs=2, default=None, metavar=('DX', 'DY'), help='pixels per step')
-    m.add_argument('--center', nargs='+', default=None, metavar='C', help="zoom/rotation centre: CX CY in [-1, 1], or 'bright' (heat-seek)")
-    m.add_argument('--keyframes', type=Path, default=None, help='JSON keyframes [[step, {"zoom": ..., "rotate": ...}], ...] (linear in between)')
-    p.add_argument('--on-collapse', default=None, help="react to a frozen loop/limit cycle: 'noise' or 'B'")
-    p.add_argument('--ema', action='store_true', help='use the EMA weights of checkpoints trained with --ema')
-    p.add_argument('--device', default=None)
-    p.add_argument('--dtype', default='auto', choices=['auto', 'fp32', 'bf16', 'fp16'], help="compute dtype (auto: bf16 where native)")
-    p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the networks (default: only when the render is long enough to win back the warm-up)")
-    p.add_argument('--out', type=Path, required=True, help='output .mp4')
-    p.add_argument('--frames-dir', type=Path, help='also write every frame as PNG here')
-    p.add_argument('--metrics', type=Path, help='write per-step drift metrics (JSON) here')
-    return p
-
 def _check_out_folder(path:Path, what:str):
-    if path is not None and not path.parent.is_dir():
-        raise CacheError(f"{what} {path}: folder {path.parent} does not exist")
+    if path is not None and not Path(path).parent.is_dir():
+        raise CacheError(f"{what} {path}: folder {Path(path).parent} does not exist")
 
 def _load_store(run):
     "The run's frame store; None only when the run has none. A damaged one is an error, never a silent start from noise."
@@ -286,124 +384,168 @@ def _load_store(run):
     from nfp_nb.data import FrameStore
     return FrameStore.load(run)                          # SourceError naming the file if frames/ is damaged
 
-@cli_guard
-def rollout_main(argv=None):
-    "Console script `nfp_rollout`: render a rollout of trained networks to mp4."
-    a = rollout_parser().parse_args(argv)
-    if a.steps <= 0: raise ConfigError(f"--steps must be positive, got {a.steps}")
-    if a.batch <= 0: raise ConfigError(f"--batch must be positive, got {a.batch}")
-    _check_out_folder(a.out, '--out'); _check_out_folder(a.metrics, '--metrics')
-    if a.crop: parse_aspect(a.crop)
-    if a.run is None and a.A is None: raise ConfigError("give --run DIR (or --A PATH)")
-    if a.run is not None and not Path(a.run).is_dir(): raise SourceError(f"--run {a.run}: no such run folder")
-    if (a.A2 is None) != (a.mix is None): raise ConfigError("--A2 and --mix go together: --A2 CKPT --mix ALPHA")
-    motion = _motion_from_args(a)
-    pa = a.A or Path(a.run) / 'A'
-    pb = a.B or (Path(a.run) / 'B' if a.run is not None and (Path(a.run) / 'B').is_dir() else None)
-    names = ['A'] + (['B'] if pb is not None else [])
-    schedule = parse_schedule(a.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A'), names)
-    if a.on_collapse not in (None, 'noise') and a.on_collapse not in names:
-        raise ScheduleError(f"--on-collapse {a.on_collapse}: expected 'noise' or a network among {_fmt(names)}")
-    device = as_device(a.device)
-    nets = {'A': _load_net(pa, device, a.ema)}
-    if a.A2 is not None: nets['A'] = blend_checkpoints(nets['A'], _load_net(a.A2, device, a.ema), a.mix)
-    if pb is not None: nets['B'] = _load_net(pb, device, a.ema)
-    store = _load_store(a.run)
-    # the start frame(s)
-    if a.image is not None: start = a.image
-    elif a.noise: start = 'noise'
-    elif store is not None:
-        s0 = a.start or 0
-        if not 0 <= s0 < len(store): raise ConfigError(f"--start {s0}: the run has frames 0..{len(store) - 1}")
-        start = [(s0 + b * max(1, len(store) // a.batch)) % len(store) for b in range(a.batch)] if a.batch > 1 else s0
-    elif a.start is not None: raise SourceError(f"--start {a.start}: {a.run} has no frame store (prepare it, or use --image/--noise)")
-    else: _note(f"no frame store in {a.run}: starting from noise"); start = 'noise'
-    # the size: the networks' training size unless --size says otherwise
-    tsz = {k: trained_size(p) for k, p in (('A', pa), ('B', pb)) if p is not None}
-    size = a.size or tsz.get('A')
-    if a.size is None and tsz.get('B') and tsz.get('A') and tsz['B'] != tsz['A']:
-        _note(f"A was trained at {tsz['A']} px and B at {tsz['B']} px; rolling out at {tsz['A']} px")
-    probe = load_start(start[0] if isinstance(start, list) else start, None, store, a.seed)
-    h0, w0 = probe.shape[1:3]
-    if start == 'noise' and size is None: size = 256
-    if isinstance(size, tuple) and start != 'noise' and abs(size[1] / size[0] - w0 / h0) > 1e-3:
-        # a wide render of a square run: cut each start to the render's aspect, then resize (no stretching)
-        starts = start if isinstance(start, list) else [start] * (a.batch or 1)
-        start = [crop_aspect(load_start(s, None, store, a.seed + i)[0].numpy(), size[1] / size[0]) for i, s in enumerate(starts)]
-        _note(f"start frame {w0}×{h0} cut to the aspect of {size[1]}×{size[0]}")
-        start = start if len(start) > 1 else start[0]
-    elif isinstance(size, int) and min(h0, w0) != size and start != 'noise':
-        why = f" (A was trained at {size} px)" if a.size is None else ''
-        hw = _target_hw(h0, w0, size)
-        _note(f"start frame {w0}×{h0} resized to {hw[1]}×{hw[0]}{why}")
-    batch = a.batch if not isinstance(start, list) else None
-    if isinstance(start, np.ndarray) and batch == 1: batch = None
-    # post-processing, fps, metrics
-    steps_post = []
-    if a.crop: steps_post.append(lambda c: crop_aspect(c, a.crop))
-    if a.upscale and a.upscale != 1: steps_post.append(lambda c: upscale(c, a.upscale))
-    post = (lambda c: _apply(steps_post, c)) if steps_post else None
-    fps = a.fps or (getattr(store, 'fps', None) if store is not None else None) or 30
-    stats = None
-    if a.metrics is not None:
-        if store is None: raise SourceError(f"--metrics needs the run's frame store to compare with; {a.run} has none")
-        stats = SourceStats.from_source(store)
-    kw = dict(schedule=schedule, steps=a.steps, noise=a.inject, blend={'B': a.blend}, seed=a.seed, device=device,
-              store=store, size=size, batch=batch, on_collapse=a.on_collapse, fps=fps, post=post,
-              frames_dir=a.frames_dir, stats=stats, dtype=a.dtype, compile='auto' if a.compile is None else a.compile, motion=motion)
-    if a.loop:
-        res = render_video(None, start, nets, keep=True, **kw)
-        min_len = a.min_loop or max(2, a.steps // 3)
-        paths = batch_paths(a.out, len(res['frames']))
-        for p, fr in zip(paths, res['frames']):
-            lp, (i, j, d) = seamless_loop(fr, min_len=min_len, fade=min(8, max(1, a.steps // 20)), return_cut=True)
-            from nfp_nb.video import write_video
-            write_video(p, lp, fps=fps)
-            print(f"nfp_rollout: loop of frames {i}..{j - 1} ({j - i} frames, seam distance {d:.4f})")
-        res['paths'] = paths
-    else: res = render_video(a.out, start, nets, **kw)
-    for ev in res['events']:
-        print(f"nfp_rollout: {ev.kind} at step {ev.step} (sample {ev.sample}{', period ' + str(ev.period) if ev.period else ''})"
-              + (f"; reacted with {ev.action}" if ev.action else ''))
-    if a.metrics is not None:
-        ms = res['metrics']
-        from nfp_nb.checkpoint import checkpoint_fingerprint
-        ckpts = {k: v for k, v in (('A', pa), ('A2', a.A2), ('B', pb)) if v is not None}
-        atomic_write_json(a.metrics, {
-            'schedule': a.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A'), 'steps': a.steps,
-            'nets': {k: str(v) for k, v in ckpts.items()},
-            'fingerprints': {k: checkpoint_fingerprint(v) for k, v in ckpts.items()},
-            # everything needed to render the same video again
-            'render': dict(seed=a.seed, dtype=str(resolve_dtype(a.dtype, device)).replace('torch.', ''), device=str(device),
-                           size=list(res['size']), start=(a.start or 0) if a.image is None and not a.noise else (str(a.image) if a.image else 'noise'),
-                           batch=a.batch, mix=a.mix, ema=a.ema, blend=a.blend, inject=a.inject, compile=res['compiled'],
-                           crop=a.crop, upscale=a.upscale, on_collapse=a.on_collapse, motion=motion, argv=list(argv) if argv is not None else sys.argv[1:]),
-            'summary': [summarize_drift(m) for m in ms], 'per_step': ms,
-            'events': [asdict(e) for e in res['events']]})
-    print(f"nfp_rollout: {res['steps']} steps at {res['fps']:.1f} frames/s → {', '.join(map(str, res['paths']))}")
-    return res
-
-def _motion_from_args(a):
-    "The `motion=` of a rollout from --zoom/--rotate/--pan/--center or --keyframes (None: no motion); checked before any work."
-    flat = {k: v for k, v in (('zoom', a.zoom), ('rotate', a.rotate), ('pan', a.pan)) if v is not None}
-    if a.center is not None:
-        if a.center == ['bright']: flat['center'] = 'bright'
-        else:
-            try: flat['center'] = tuple(float(v) for v in a.center)
-            except ValueError: flat['center'] = None
-            if flat['center'] is None or len(flat['center']) != 2: raise ConfigError(f"--center {' '.join(a.center)}: expected CX CY or 'bright'")
-    if a.keyframes is not None:
-        if flat: raise ConfigError("--keyframes already gives the motion: drop --zoom/--rotate/--pan/--center")
-        try: motion = [(int(s), dict(m)) for s, m in json.loads(Path(a.keyframes).read_text())]
-        except (OSError, ValueError, TypeError) as e: raise SourceError(f"--keyframes {a.keyframes}: expected JSON [[step, {{...}}], ...] ({e})") from None
-    else: motion = flat or None
-    motion_at(motion, 0)
-    return motion
-
 def _apply(fs, c):
     for f in fs: c = f(c)
     return c
 
+def render_run(out,                    # output .mp4 (a batch of K writes stem-0.mp4 ... stem-{K-1}.mp4)
+               run=None,               # run folder (holds frames/, A/, B/); may be None when `A` is given
+               cfg:RenderConfig=None,  # the render settings; keyword `overrides` replace its fields
+               A=None,                 # predictor checkpoint (default: RUN/A, its latest)
+               A2=None,                # a second predictor checkpoint (same architecture) blended into A by `mix`
+               B=None,                 # restorer checkpoint (default: RUN/B, if the run has one)
+               start:int=None,         # start from this frame of the run (default 0) ...
+               image=None,             # ... or from this image file ...
+               noise:bool=False,       # ... or from random noise
+               frames_dir=None,        # also write every frame as PNG here
+               metrics=None,           # write per-step drift metrics and the render record (JSON) here
+               device=None,            # torch device (default: CUDA if present)
+               argv:list=None,         # the command line to record in the metrics (`nfp_rollout` passes its own)
+               verbose:bool=True,      # print notes, collapse events and a summary line
+               **overrides,            # `RenderConfig` fields, e.g. steps=300, schedule='AAAB'
+              ) -> dict:               # `render_video`'s result (paths, events, names, seconds, fps, ...) and the `config`
+    "Render a rollout of a trained run to mp4: what `nfp_rollout` does, from Python. Every check runs before any work."
+    cfg = _render_config(cfg, overrides)
+    note = _note if verbose else (lambda msg: None)
+    say = print if verbose else (lambda *a, **k: None)
+    if out is None: raise ConfigError("give out: the .mp4 file to write")
+    out = Path(out); metrics = Path(metrics) if metrics is not None else None
+    if sum((start is not None, image is not None, bool(noise))) > 1: raise ConfigError("start, image and noise are alternatives: give one")
+    _check_out_folder(out, '--out'); _check_out_folder(metrics, '--metrics')
+    if run is None and A is None: raise ConfigError("give --run DIR (or --A PATH)")
+    if run is not None and not Path(run).is_dir(): raise SourceError(f"--run {run}: no such run folder")
+    if (A2 is None) != (cfg.mix is None): raise ConfigError("--A2 and --mix go together: --A2 CKPT --mix ALPHA")
+    motion = cfg.motion()
+    pa = A or Path(run) / 'A'
+    pb = B or (Path(run) / 'B' if run is not None and (Path(run) / 'B').is_dir() else None)
+    names = ['A'] + (['B'] if pb is not None else [])
+    sched = cfg.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A')
+    schedule = parse_schedule(sched, names)
+    if cfg.on_collapse not in (None, 'noise') and cfg.on_collapse not in names:
+        raise ScheduleError(f"--on-collapse {cfg.on_collapse}: expected 'noise' or a network among {_fmt(names)}")
+    device = as_device(device)
+    nets = {'A': _load_net(pa, device, cfg.ema)}
+    if A2 is not None: nets['A'] = blend_checkpoints(nets['A'], _load_net(A2, device, cfg.ema), cfg.mix)
+    if pb is not None: nets['B'] = _load_net(pb, device, cfg.ema)
+    store = _load_store(run)
+    # the start frame(s)
+    if image is not None: s = image
+    elif noise: s = 'noise'
+    elif store is not None:
+        s0 = start or 0
+        if not 0 <= s0 < len(store): raise ConfigError(f"--start {s0}: the run has frames 0..{len(store) - 1}")
+        s = [(s0 + b * max(1, len(store) // cfg.batch)) % len(store) for b in range(cfg.batch)] if cfg.batch > 1 else s0
+    elif start is not None: raise SourceError(f"--start {start}: {run} has no frame store (prepare it, or use --image/--noise)")
+    else: note(f"no frame store in {run}: starting from noise"); s = 'noise'
+    # the size: the networks' training size unless cfg.size says otherwise
+    tsz = {k: trained_size(p) for k, p in (('A', pa), ('B', pb)) if p is not None}
+    size = cfg.size or tsz.get('A')
+    if cfg.size is None and tsz.get('B') and tsz.get('A') and tsz['B'] != tsz['A']:
+        note(f"A was trained at {tsz['A']} px and B at {tsz['B']} px; rolling out at {tsz['A']} px")
+    probe = load_start(s[0] if isinstance(s, list) else s, None, store, cfg.seed)
+    h0, w0 = probe.shape[1:3]
+    if s == 'noise' and size is None: size = 256
+    if isinstance(size, tuple) and s != 'noise' and abs(size[1] / size[0] - w0 / h0) > 1e-3:
+        # a wide render of a square run: cut each start to the render's aspect, then resize (no stretching)
+        starts = s if isinstance(s, list) else [s] * (cfg.batch or 1)
+        s = [crop_aspect(load_start(x, None, store, cfg.seed + i)[0].numpy(), size[1] / size[0]) for i, x in enumerate(starts)]
+        note(f"start frame {w0}×{h0} cut to the aspect of {size[1]}×{size[0]}")
+        s = s if len(s) > 1 else s[0]
+    elif isinstance(size, int) and min(h0, w0) != size and s != 'noise':
+        why = f" (A was trained at {size} px)" if cfg.size is None else ''
+        hw = _target_hw(h0, w0, size)
+        note(f"start frame {w0}×{h0} resized to {hw[1]}×{hw[0]}{why}")
+    batch = cfg.batch if not isinstance(s, list) else None
+    if isinstance(s, np.ndarray) and batch == 1: batch = None
+    # post-processing, fps, metrics
+    steps_post = []
+    if cfg.crop: steps_post.append(lambda c: crop_aspect(c, cfg.crop))
+    if cfg.upscale and cfg.upscale != 1: steps_post.append(lambda c: upscale(c, cfg.upscale))
+    post = (lambda c: _apply(steps_post, c)) if steps_post else None
+    fps = cfg.fps or (getattr(store, 'fps', None) if store is not None else None) or 30
+    stats = None
+    if metrics is not None:
+        if store is None: raise SourceError(f"--metrics needs the run's frame store to compare with; {run} has none")
+        stats = SourceStats.from_source(store)
+    kw = dict(schedule=schedule, steps=cfg.steps, noise=cfg.inject, blend={'B': cfg.blend}, seed=cfg.seed, device=device,
+              store=store, size=size, batch=batch, on_collapse=cfg.on_collapse, fps=fps, crf=cfg.crf, post=post,
+              frames_dir=frames_dir, stats=stats, dtype=cfg.dtype, compile='auto' if cfg.compile is None else cfg.compile, motion=motion)
+    if cfg.loop:
+        res = render_video(None, s, nets, keep=True, **kw)
+        min_len = cfg.min_loop or max(2, cfg.steps // 3)
+        paths = batch_paths(out, len(res['frames']))
+        from nfp_nb.video import write_video
+        for p, fr in zip(paths, res['frames']):
+            lp, (i, j, d) = seamless_loop(fr, min_len=min_len, fade=min(8, max(1, cfg.steps // 20)), return_cut=True)
+            write_video(p, lp, fps=fps, crf=cfg.crf)
+            say(f"nfp_rollout: loop of frames {i}..{j - 1} ({j - i} frames, seam distance {d:.4f})")
+        res['paths'] = paths
+    else: res = render_video(out, s, nets, **kw)
+    for ev in res['events']:
+        say(f"nfp_rollout: {ev.kind} at step {ev.step} (sample {ev.sample}{', period ' + str(ev.period) if ev.period else ''})"
+            + (f"; reacted with {ev.action}" if ev.action else ''))
+    if metrics is not None:
+        ms = res['metrics']
+        from nfp_nb.checkpoint import checkpoint_fingerprint
+        ckpts = {k: v for k, v in (('A', pa), ('A2', A2), ('B', pb)) if v is not None}
+        kept = replace(cfg, keyframes=motion) if isinstance(cfg.keyframes, (str, Path)) else cfg   # the keyframes themselves, not a file
+        atomic_write_json(metrics, {
+            'schedule': sched, 'steps': cfg.steps,
+            'nets': {k: str(v) for k, v in ckpts.items()},
+            'fingerprints': {k: checkpoint_fingerprint(v) for k, v in ckpts.items()},
+            # everything needed to render the same video again: `config` as given (`RenderConfig.from_metrics`,
+            # `nfp_rollout --like`), the rest what it resolved to here
+            'render': dict(seed=cfg.seed, dtype=str(resolve_dtype(cfg.dtype, device)).replace('torch.', ''), device=str(device),
+                           size=list(res['size']), start=(start or 0) if image is None and not noise else (str(image) if image else 'noise'),
+                           batch=cfg.batch, mix=cfg.mix, ema=cfg.ema, blend=cfg.blend, inject=cfg.inject, compile=res['compiled'],
+                           crop=cfg.crop, upscale=cfg.upscale, on_collapse=cfg.on_collapse, motion=motion,
+                           argv=list(argv) if argv is not None else None, config=asdict(kept)),
+            'summary': [summarize_drift(m) for m in ms], 'per_step': ms,
+            'events': [asdict(e) for e in res['events']]})
+    say(f"nfp_rollout: {res['steps']} steps at {res['fps']:.1f} frames/s → {', '.join(map(str, res['paths']))}")
+    res['config'] = cfg
+    return res
+
+# %% ../nbs/11_render.ipynb #b85ca859
+def rollout_parser() -> argparse.ArgumentParser:
+    "The argument parser of `nfp_rollout`: its inputs and outputs by hand, the render settings generated from `RenderConfig`."
+    p = CLIParser(prog='nfp_rollout', description='Render a feedback rollout of trained networks to mp4.')
+    p.add_argument('--run', type=Path, help='run folder (holds frames/, A/, B/)')
+    p.add_argument('--A', type=Path, help='predictor checkpoint (default: RUN/A latest)')
+    p.add_argument('--A2', type=Path, help='a second predictor checkpoint (same architecture) blended into A, see --mix')
+    p.add_argument('--B', type=Path, help='restorer checkpoint (default: RUN/B latest, if present)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--start', type=int, help='start from this frame of the run (default 0)')
+    g.add_argument('--image', type=Path, help='start from this image file')
+    g.add_argument('--noise', action='store_true', help='start from random noise')
+    p.add_argument('--out', type=Path, required=True, help='output .mp4')
+    p.add_argument('--frames-dir', type=Path, help='also write every frame as PNG here')
+    p.add_argument('--metrics', type=Path, help='write per-step drift metrics and the render record (JSON) here')
+    p.add_argument('--device', default=None, help='torch device, e.g. cpu or cuda:1 (default: CUDA if present)')
+    p.add_argument('--like', type=Path, metavar='METRICS', help="render settings from the metrics JSON of an earlier render "
+                   "(its render.config); flags given here override them. The run, networks and start are given as usual")
+    p.config_flags = {**dataclass_flags(p, RenderConfig, skip=_MOTION, title='render settings (RenderConfig; --steps is required unless --like gives it)'),
+                      **dataclass_flags(p, RenderConfig, only=_MOTION, title='motion inside the loop (per step; see LoopMotion)')}
+    return p
+
+@cli_guard
+def rollout_main(argv=None):
+    "Console script `nfp_rollout`: render a rollout of trained networks to mp4 (`render_run` with a `RenderConfig` from the flags)."
+    p = rollout_parser(); a = p.parse_args(argv)
+    given = dataclass_overrides(a, p.config_flags)
+    try:
+        if a.like is not None: cfg = RenderConfig.from_metrics(a.like, **given)
+        elif 'steps' not in given: raise ConfigError("the following arguments are required: --steps (or --like METRICS)")
+        else: cfg = RenderConfig(**given)
+        return render_run(a.out, a.run, cfg, A=a.A, A2=a.A2, B=a.B, start=a.start, image=a.image, noise=a.noise,
+                          frames_dir=a.frames_dir, metrics=a.metrics, device=a.device,
+                          argv=list(map(str, argv)) if argv is not None else sys.argv[1:])
+    except NFPError as e:
+        if getattr(e, 'cli', None): raise type(e)(e.cli) from None      # RenderConfig's message, spelled as flags
+        raise
+
 # %% ../nbs/11_render.ipynb #ea047f70
 #| eval: false
-if __name__ == '__main__': rollout_main()
+if __name__ == '__main__':                        # `python -m nfp_nb.render`: run the imported module's own main,
+    from nfp_nb.render import rollout_main as _main   # whose RenderConfig has its source (the --help texts) on file
+    _main()

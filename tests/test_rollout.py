@@ -1,12 +1,13 @@
 "Rollouts: schedules, blending, determinism, batches, collapse detection, post-processing, rendering, nfp_rollout."
-import json, os, subprocess, sys
+import dataclasses, json, os, re, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, torch, torch.nn as nn
 from PIL import Image
 from nfp_nb.core import ScheduleError, CheckpointError, ConfigError, SourceError, to_float, to_uint8
 from nfp_nb.models import build_generator, get_preset, GeneratorConfig, run_generator
 from nfp_nb.rollout import parse_schedule, rollout, iter_rollout, blend_checkpoints, load_start, CollapseConfig
-from nfp_nb.render import crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video, rollout_main
+from nfp_nb.render import (crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video, rollout_main, rollout_parser,
+                            render_run, RenderConfig)
 from nfp_nb.video import read_video
 
 @pytest.fixture(autouse=True, scope='module')
@@ -202,6 +203,13 @@ def test_cli_subprocess(run, tmp_path):
     (['--steps', '3', '--out', '{tmp}/missing/x.mp4'], 'does not exist'),
     (['--steps', '3', '--crop', '16:0'], 'width:height'),
     (['--steps', '3', '--start', '99'], '--start 99'),
+    (['--steps', '3', '--batch', '0'], '--batch must be positive, got 0'),          # RenderConfig's checks, spelled as flags
+    (['--steps', '3', '--crf', '60'], '--crf must be between 0 and 51'),
+    (['--steps', '3', '--mix', '9', '--A2', '{run}/A'], '--mix 9.0: expected a weight between -1 and 2'),
+    (['--steps', '3', '--pan', '1', 'x'], "--pan: invalid float value: 'x'"),
+    (['--steps', '3', '--dtype', 'fp8'], "--dtype: invalid choice: 'fp8'"),
+    (['--schedule', 'A'], 'required: --steps'),
+    (['--like', '{run}/nope.json'], 'nope.json'),
 ])
 def test_cli_bad_input(run, tmp_path, capsys, extra, msg):
     argv = ['--run', run, '--out', tmp_path / 'x.mp4'] + [e.format(run=run, tmp=tmp_path) for e in extra]
@@ -293,3 +301,101 @@ def test_cli_damaged_frame_store_is_an_error(run, tmp_path, capsys):
     f = bad/'frames'/'frames.npy'; f.write_bytes(f.read_bytes()[:1000])
     code, cap = _cli(['--run', bad, '--steps', '3', '--out', tmp_path/'x.mp4'], capsys)
     assert code == 2 and 'frames.npy' in cap.err and cap.err.count('\n') == 1 and not (tmp_path/'x.mp4').exists(), cap.err
+
+# ---- RenderConfig: one definition of the render settings for render_run and nfp_rollout ----
+def test_rollout_flags_are_the_render_config():
+    "Every RenderConfig field is a generated nfp_rollout flag with its comment as help; the hand-written flags are inputs and outputs only."
+    from nfp_nb.core import dataclass_overrides
+    p = rollout_parser()
+    names = [f.name for f in dataclasses.fields(RenderConfig)]
+    assert sorted(p.config_flags.values()) == sorted(names), "a RenderConfig field without a flag (or a flag without a field)"
+    acts = {a.dest: a for a in p._actions}
+    for dest, name in p.config_flags.items():
+        assert '--' + name.replace('_', '-') in acts[dest].option_strings
+        assert acts[dest].help.split(' (default')[0] not in (name, ''), f"--{name}: no help (give the field a comment)"
+    hand = {o for a in p._actions if a.dest not in p.config_flags for o in a.option_strings}
+    assert hand == {'-h', '--help', '--run', '--A', '--A2', '--B', '--start', '--image', '--noise', '--out', '--frames-dir',
+                    '--metrics', '--device', '--like'}
+    motion = [g for g in p._action_groups if g.title.startswith('motion inside the loop')][0]
+    assert {p.config_flags[a.dest] for a in motion._group_actions} == {'zoom', 'rotate', 'pan', 'center', 'keyframes'}
+    cfg = lambda argv: RenderConfig(**dataclass_overrides(p.parse_args(argv + ['--out', 'x.mp4']), p.config_flags))
+    assert cfg(['--steps', '7']) == RenderConfig(steps=7)                         # no flag given: the dataclass defaults
+    # a value other than the default for every field (keyframes excludes the flat motion: below) reaches its field
+    got = cfg(['--steps', '9', '--schedule', 'AB', '--seed', '4', '--inject', '0.1', '--blend', '0.5', '--batch', '2', '--size', '18x32',
+               '--crop', '16:9', '--upscale', '2', '--loop', '--min-loop', '5', '--fps', '12', '--crf', '23', '--on-collapse', 'noise',
+               '--ema', '--dtype', 'bf16', '--no-compile', '--mix', '0.3', '--zoom', '1.1', '--rotate', '3', '--pan', '1', '-2',
+               '--center', '0.5', '0'])
+    base = RenderConfig(steps=1)
+    assert {n for n in names if getattr(got, n) != getattr(base, n)} == set(names) - {'keyframes'}
+    assert (got.size, got.pan, got.center, got.compile) == ((18, 32), (1.0, -2.0), (0.5, 0.0), False)
+    assert cfg(['--steps', '2', '--keyframes', 'k.json']).keyframes == 'k.json'
+
+@pytest.mark.parametrize('kw,err,msg', [
+    (dict(steps=0), ConfigError, 'RenderConfig: steps must be positive, got 0'),
+    (dict(steps='5'), ConfigError, 'steps must be an integer'),
+    (dict(steps=3, batch=0), ConfigError, 'batch must be positive'),
+    (dict(steps=3, inject=-0.1), ConfigError, 'inject must be at least 0'),
+    (dict(steps=3, crop='16:0'), ConfigError, "crop '16:0': expected width:height"),
+    (dict(steps=3, size='3x'), ConfigError, "size '3x'"),
+    (dict(steps=3, size=(0, 4)), ConfigError, "size (0, 4)"),
+    (dict(steps=3, mix=2.5), ConfigError, 'mix 2.5: expected a weight between -1 and 2'),
+    (dict(steps=3, dtype='fp8'), ConfigError, "dtype 'fp8': expected one of auto, fp32, bf16, fp16"),
+    (dict(steps=3, on_collapse='C'), ScheduleError, "on_collapse 'C'"),
+    (dict(steps=3, schedule=''), ScheduleError, 'schedule'),
+    (dict(steps=3, center=(1,)), ConfigError, "expected CX CY or 'bright'"),
+    (dict(steps=3, pan=(1, 2, 3)), ConfigError, 'expected two numbers DX DY'),
+    (dict(steps=3, zoom=1.1, keyframes=[[0, {'zoom': 1.0}]]), ConfigError, 'drop zoom/rotate/pan/center'),
+    (dict(steps=3, keyframes=[[0, {'spin': 1}]]), ConfigError, 'unknown field(s) spin'),
+    (dict(steps=3, fps=0), ConfigError, 'fps must be positive'),
+    (dict(steps=3, crf=52), ConfigError, 'crf must be between 0 and 51'),
+    (dict(steps=3, loop='yes'), ConfigError, 'loop must be True or False'),
+])
+def test_render_config_rejects_bad_values(kw, err, msg):
+    with pytest.raises(err) as e: RenderConfig(**kw)
+    assert msg in str(e.value) and '\n' not in str(e.value)
+
+def test_render_config_normalises_values():
+    c = RenderConfig(steps=3, size='18x32', pan=[1, 2], center=['bright'])
+    assert (c.size, c.pan, c.center) == ((18, 32), (1.0, 2.0), 'bright')
+    k = RenderConfig(steps=3, keyframes=[[0, {'zoom': 1.0}], [9, {'zoom': 1.1}]])     # as JSON holds them
+    assert k.keyframes == k.motion() == [(0, {'zoom': 1.0}), (9, {'zoom': 1.1})]
+    assert RenderConfig(steps=3, size=[18, 32]) == RenderConfig(steps=3, size=(18, 32)) and RenderConfig(steps=3, size='24').size == 24
+    assert RenderConfig(steps=3, zoom=1.02, center=('0.5', 0)).motion() == {'zoom': 1.02, 'center': (0.5, 0.0)}
+    assert RenderConfig(steps=3).motion() is None
+    with pytest.raises(ConfigError) as e: RenderConfig(steps=3, center=['1'])
+    assert str(e.value).startswith('RenderConfig: center') and e.value.cli == "--center 1: expected CX CY or 'bright'"
+
+def test_render_run_matches_cli_and_like(run, tmp_path, capsys):
+    "render_run and nfp_rollout render the same frames from the same settings; --like repeats a render, flags override it."
+    flags = ['--steps', '5', '--schedule', 'AAB', '--seed', '2', '--inject', '0.05', '--size', '24', '--crop', '16:9',
+             '--zoom', '1.02', '--pan', '1', '0', '--dtype', 'fp32', '--crf', '20']
+    code, cap = _cli(['--run', run, *flags, '--frames-dir', tmp_path / 'cli', '--out', tmp_path / 'cli.mp4',
+                      '--metrics', tmp_path / 'm.json'], capsys)
+    assert code == 0, cap.err
+    res = render_run(tmp_path / 'py.mp4', run, steps=5, schedule='AAB', seed=2, inject=0.05, size=24, crop='16:9', zoom=1.02,
+                     pan=(1, 0), dtype='fp32', crf=20, frames_dir=tmp_path / 'py', verbose=False)
+    assert capsys.readouterr().out == '' and res['paths'] == [tmp_path / 'py.mp4']
+    def frames(d): return [np.asarray(Image.open(f)) for f in sorted((tmp_path / d).glob('*.png'))]
+    py, cli = frames('py'), frames('cli')
+    assert len(py) == 6 and py[0].shape == (14, 24, 3) and all((a == b).all() for a, b in zip(py, cli))
+    assert not all((py[0] == f).all() for f in py[1:])                          # it is a rollout, not a still
+    m = json.loads((tmp_path / 'm.json').read_text())
+    assert RenderConfig.from_metrics(tmp_path / 'm.json') == res['config'] == RenderConfig(**m['render']['config'])
+    assert m['render']['argv'][:2] == ['--run', str(run)]
+    # --like: the same frames again; given flags override the stored ones, a new motion replaces the stored motion
+    code, cap = _cli(['--run', run, '--like', tmp_path / 'm.json', '--frames-dir', tmp_path / 'like', '--out', tmp_path / 'like.mp4'], capsys)
+    assert code == 0 and all((a == b).all() for a, b in zip(py, frames('like'))) and len(frames('like')) == 6
+    code, cap = _cli(['--run', run, '--like', tmp_path / 'm.json', '--steps', '3', '--rotate', '2', '--out', tmp_path / 'l2.mp4',
+                      '--metrics', tmp_path / 'm2.json'], capsys)
+    c2 = RenderConfig.from_metrics(tmp_path / 'm2.json')
+    assert code == 0 and read_video(tmp_path / 'l2.mp4').shape == (4, 14, 24, 3)
+    assert (c2.steps, c2.rotate, c2.zoom, c2.pan, c2.seed, c2.schedule) == (3, 2.0, None, None, 2, 'AAB')
+    # keyframes from a file are stored inline, so the record re-renders without the file
+    (tmp_path / 'k.json').write_text(json.dumps([[0, {'zoom': 1.0}], [4, {'zoom': 1.05}]]))
+    render_run(tmp_path / 'k.mp4', run, steps=2, keyframes=tmp_path / 'k.json', metrics=tmp_path / 'mk.json', verbose=False)
+    assert RenderConfig.from_metrics(tmp_path / 'mk.json').keyframes == [(0, {'zoom': 1.0}), (4, {'zoom': 1.05})]
+    # the Python entry refuses bad input before any work, as the command does
+    for kw, msg in ((dict(steps=3, stepz=1), 'unknown render setting(s) stepz'), (dict(steps=3, start=1, noise=True), 'alternatives'),
+                    (dict(steps=0), 'steps must be positive'), (dict(), 'steps is required')):
+        with pytest.raises(ConfigError, match=re.escape(msg)): render_run(tmp_path / 'x.mp4', run, **kw)
+    assert not (tmp_path / 'x.mp4').exists()
