@@ -24,8 +24,8 @@ from .train import Trainer, TrainConfig, TrainData
 
 # %% auto #0
 __all__ = ['apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset', 'init_from_predictor',
-           'default_predictor', 'restorer_data', 'inputs_mode', 'restorer_dataset_from_args', 'train_restorer',
-           'evaluate_restorer', 'restorer_sheet']
+           'default_predictor', 'restorer_data', 'prerender_pays', 'inputs_mode', 'planned_steps', 'auto_inputs_mode',
+           'restorer_dataset_from_args', 'train_restorer', 'evaluate_restorer', 'restorer_sheet']
 
 # %% ../nbs/08_restorer.ipynb #7f2c6767
 def _span(r, name:str) -> tuple:
@@ -352,23 +352,63 @@ def restorer_data(store,               # the run's `FrameStore`
     data.init = lambda G: data.meta.update(init=init_from_predictor(G, ds.predictor, init))
     return data
 
-def inputs_mode(prerender:bool, workers:int, device) -> tuple: # ('online'|'prerender', a note to print or None)
-    "How B's inputs are made: online A runs in the loader, so DataLoader workers on a GPU mean pre-rendering them once."
+def prerender_pays(n,                # B's range of A steps (low, high)
+                   frames:int,       # start frames B trains on
+                   steps:int,        # B's optimizer steps (the whole run)
+                   batch_size:int=1, # items per step (and process)
+                  ) -> bool:
+    "Whether rendering A^1..A^N of every frame once costs fewer A forwards than running A for every item B trains on."
+    lo, hi = _span(n, 'n')
+    return hi * frames < (lo + hi) / 2 * steps * batch_size
+
+def inputs_mode(prerender:bool|None, # True/False: the user's choice; None: decide (see below)
+                workers:int,         # DataLoader workers
+                device,              # the training device (A runs there)
+                n=(1, 10), frames:int=None, steps:int=None, batch_size:int=1, # the run, for `prerender_pays`
+                cache_bytes:int=None, free_bytes:int=None,  # the cache's size and the free disk where it goes
+               ) -> tuple:           # ('online'|'prerender', a note to print or None)
+    "How B's inputs are made: pre-rendered when asked, when GPU workers need it, or when it pays and fits on disk."
     dev = torch.device(device) if device is not None else torch.device('cpu')
-    if prerender: return 'prerender', None
+    if prerender is not None: return ('prerender' if prerender else 'online'), None
     if workers and dev.type == 'cuda':
         return 'prerender', (f"--workers {workers} on {dev}: A cannot run inside loader processes on the GPU, so B's inputs "
                              f"are pre-rendered once instead (the same as --prerender)")
-    return 'online', None
+    if frames is None or steps is None or not prerender_pays(n, frames, steps, batch_size): return 'online', None
+    lo, hi = _span(n, 'n')
+    work = f"{hi * frames} forwards of A once instead of about {round((lo + hi) / 2 * steps * batch_size)} during training"
+    if cache_bytes is not None and free_bytes is not None and cache_bytes > free_bytes / 2:
+        return 'online', (f"B's inputs are made online: pre-rendering them would save A forwards ({work}) but needs "
+                          f"{cache_bytes / 1e9:.1f} GB, more than half of the {free_bytes / 1e9:.1f} GB free")
+    size = f"{cache_bytes / 1e9:.2f} GB cache, " if cache_bytes is not None else ''
+    return 'prerender', f"B's inputs are pre-rendered: {work} ({size}--no-prerender runs A per batch instead)"
+
+def planned_steps(cfg, starts:int, world:int=1) -> int:
+    "Optimizer steps a `TrainConfig` asks for on a dataset of `starts` items (its `steps`, else epochs × batches)."
+    return cfg.steps if cfg.steps is not None else cfg.epochs * max(1, -(-starts // (cfg.batch_size * world)))
+
+def auto_inputs_mode(store, n, m, cfg, prerender:bool|None=None, workers:int=0, device=None, cache_dir=None, world:int=1) -> tuple:
+    "`inputs_mode` for training B on `store` with the `TrainConfig` `cfg`: the run's size and free disk filled in."
+    T, H, W = store.frames.shape[:3]
+    starts = len(store.starts(_span(m, 'm')[1])) if hasattr(store, 'starts') else T - _span(m, 'm')[1]
+    folder = Path(cache_dir) if cache_dir is not None else Path(getattr(store, 'run', '.') or '.') / 'B'
+    while not folder.exists() and folder != folder.parent: folder = folder.parent
+    return inputs_mode(prerender, workers, device, n=n, frames=T, steps=planned_steps(cfg, starts, world),
+                       batch_size=cfg.batch_size, cache_bytes=_span(n, 'n')[1] * T * H * W * 3,
+                       free_bytes=shutil.disk_usage(folder).free)
 
 def restorer_dataset_from_args(store, args, device=None) -> TrainData:
     "`nfp_train --net B`'s data from its arguments (--predictor, --n, --m, --prerender, --refresh-every, --seed, --workers)."
     pred = getattr(args, 'predictor', None) or default_predictor(args.run)
     seed = getattr(args, 'seed', None)
-    mode, note = inputs_mode(bool(getattr(args, 'prerender', False)), getattr(args, 'workers', None) or 0, device)
-    if note: print(f"nfp_train: note: {note}", file=sys.stderr)
-    return restorer_data(store, pred, n=tuple(getattr(args, 'n', None) or (1, 10)), m=tuple(getattr(args, 'm', None) or (1, 10)),
-                         prerender=mode == 'prerender', refresh_every=getattr(args, 'refresh_every', 0) or 0,
+    n, m = tuple(getattr(args, 'n', None) or (1, 10)), tuple(getattr(args, 'm', None) or (1, 10))
+    workers, cfg = getattr(args, 'workers', None) or 0, getattr(args, 'train_config', None)
+    prerender = getattr(args, 'prerender', None)
+    if cfg is not None:
+        world = torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
+        mode, note = auto_inputs_mode(store, n, m, cfg, prerender, workers, device, world=world)
+    else: mode, note = inputs_mode(bool(prerender), workers, device)
+    if note and _dist_rank()[1] == 0: print(f"nfp_train: note: {note}", file=sys.stderr)
+    return restorer_data(store, pred, n=n, m=m, prerender=mode == 'prerender', refresh_every=getattr(args, 'refresh_every', 0) or 0,
                          seed=0 if seed is None else seed, device=device, init=getattr(args, 'init', None) or 'auto')
 
 # %% ../nbs/08_restorer.ipynb #9ecbfd77
@@ -376,7 +416,7 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
                    predictor=None,         # A: module or checkpoint path (default `<run>/A/latest`)
                    n=(1, 10),              # range of A steps applied to the start frame
                    m=(1, 10),              # range of target offsets
-                   prerender:bool=False,   # render the inputs once into `<run>/B/prerender/`
+                   prerender:bool|None=None, # render the inputs once into `<run>/B/prerender/` (None: when it pays, see `inputs_mode`)
                    preset='tiny',          # B's network preset: a name or a `Preset`
                    epochs:int=None,        # epochs in the whole run (default 10)
                    steps:int=None,         # or optimizer steps, instead of epochs
@@ -395,8 +435,10 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
     kw = dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, lambda_tex=p.lambda_tex)
     kw.update(epochs=epochs or 10, steps=steps, **train_kwargs)
     cfg = TrainConfig(**kw)
+    mode, note = auto_inputs_mode(store, n, m, cfg, prerender, device=device, cache_dir=(dataset_kwargs or {}).get('cache_dir'))
+    if note: print(f"train_restorer: note: {note}", file=sys.stderr)
     data = restorer_data(store, predictor if predictor is not None else default_predictor(run), n=n, m=m,
-                         prerender=prerender, refresh_every=refresh_every, seed=cfg.seed, device=device, init=init,
+                         prerender=mode == 'prerender', refresh_every=refresh_every, seed=cfg.seed, device=device, init=init,
                          **(dataset_kwargs or {}))
     G, D = build_generator(p.generator), build_discriminator(p.discriminator)
     if not resume: data.init(G)
@@ -448,7 +490,7 @@ def evaluate_restorer(store,              # a `FrameStore`
 @torch.inference_mode()
 def restorer_sheet(store,               # a `FrameStore`
                    predictor,           # A: module or checkpoint path
-                   restorer,            # B: module or checkpoint path
+                   restorer=None,       # B: module or checkpoint path (None: only A^n and the real frames)
                    t:int=0,             # start frame
                    ns=(1, 5, 10),       # numbers of A steps to show
                    width:int=None,      # sheet width in pixels (default: 160 px per tile)
@@ -456,17 +498,20 @@ def restorer_sheet(store,               # a `FrameStore`
                   ) -> 'PIL.Image.Image':
     "Side by side for start frame `t`: A^n(frame t), B(A^n(frame t)) and the real frame t+n, for each n in `ns`."
     A, _ = load_predictor(predictor, device)
-    B, _ = load_predictor(restorer, _module_device(A))
+    B = load_predictor(restorer, _module_device(A))[0] if restorer is not None else None
     ns = sorted(ns)
     if not 0 <= t < len(store.frames) - ns[-1]: raise ConfigError(f"start frame {t}: need 0 <= t < {len(store.frames) - ns[-1]}")
     x = to_float(np.array(store.frames[t:t+1])).to(_module_device(A))                            # (1, 3, H, W)
     ys, y, done = [], x, 0
     for n in ns: y = apply_predictor(A, y, n - done); done = n; ys.append(y)
-    a = torch.cat(ys); b = apply_predictor(B, a, 1)                                      # (len(ns), 3, H, W)
+    a = torch.cat(ys)                                                                    # (len(ns), 3, H, W)
     first = to_uint8(x).cpu()
-    rows = [torch.cat([first, to_uint8(a).cpu()]), torch.cat([first, to_uint8(b).cpu()]),
-            torch.cat([first, torch.as_tensor(np.asarray(store.frames[[t + n for n in ns]]))])]
-    labels = ([f'frame {t}'] + [f'A^{n}' for n in ns] + [f'frame {t}'] + [f'B(A^{n})' for n in ns]
-              + [f'frame {t}'] + [f'frame {t}+{n}' for n in ns])
+    rows = [torch.cat([first, to_uint8(a).cpu()])]
+    labels = [f'frame {t}'] + [f'A^{n}' for n in ns]
+    if B is not None:
+        rows.append(torch.cat([first, to_uint8(apply_predictor(B, a, 1)).cpu()]))
+        labels += [f'frame {t}'] + [f'B(A^{n})' for n in ns]
+    rows.append(torch.cat([first, torch.as_tensor(np.asarray(store.frames[[t + n for n in ns]]))]))
+    labels += [f'frame {t}'] + [f'frame {t}+{n}' for n in ns]
     cols = len(ns) + 1
     return contact_sheet(torch.cat(rows).numpy(), ncols=cols, width=width or 160 * cols, labels=labels)

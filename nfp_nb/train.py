@@ -713,7 +713,9 @@ def train_parser() -> argparse.ArgumentParser:
     b.add_argument('--predictor', help="A checkpoint B is trained against (default RUN/A/latest)")
     b.add_argument('--n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
     b.add_argument('--m', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: target frame t+m, m in MIN..MAX")
-    b.add_argument('--prerender', action='store_true', help="B: pre-render A's outputs once into a cache")
+    b.add_argument('--prerender', action=argparse.BooleanOptionalAction, default=None,
+                   help="B: pre-render A's outputs once into a cache (default: when that costs fewer A forwards than running A "
+                        "per batch and the cache fits in half the free disk; --no-prerender: always per batch)")
     b.add_argument('--refresh-every', type=int, default=0, help="B: re-render the cache every N epochs (0: never)")
     b.add_argument('--init', default='auto', choices=['auto', 'predictor', 'random'],
                    help="B: starting weights; auto (default): A's when B has A's architecture, else random")
@@ -848,7 +850,7 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
         gcfg, dcfg = network_configs(args, parser.config_flags, preset, saved)
         if args.crop_size is not None and net != 'A': raise ConfigError("--crop-size: random crops train A only")
         if args.holdout and net != 'A': raise ConfigError("--holdout: held-back frames are A's (B's fidelity is measured by the benchmark)")
-        args.seed = cfg.seed                      # resolved, for the dataset builder
+        args.seed, args.train_config = cfg.seed, cfg   # resolved, for the dataset builder
         if args.skip is None: args.skip = list(smeta.get('skip') or preset.skip)
         args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
         seed_everything(cfg.seed)
