@@ -12,14 +12,14 @@ import torch
 import ipywidgets as W
 from fastcore.basics import patch
 from PIL import Image
-from .core import NFPError, ConfigError, SourceError, CheckpointError
+from .core import NFPError, ConfigError, SourceError, CheckpointError, as_device, resolve_dtype
 from .checkpoint import list_checkpoints, load_generator
 from .data import FrameStore
 from .metrics import SourceStats, DriftMeter
-from .rollout import iter_rollout, parse_schedule, blend_checkpoints
+from .rollout import iter_rollout, parse_schedule, blend_checkpoints, compile_pays
 from .render import render_video, crop_aspect, upscale, seamless_loop
 from .video import write_video
-from .tracks import RolloutTrack
+from .tracks import RolloutTrack, BackgroundCompiler
 
 # %% auto #0
 __all__ = ['encode_image', 'preview_hw', 'LivePlot', 'FramesViewer', 'RolloutPanel', 'TrainingMonitor']
@@ -137,8 +137,8 @@ _CSS = {'a': 'nfp-ckpt-a', 'a2': 'nfp-ckpt-a2', 'blend': 'nfp-blend', 'b': 'nfp-
         'schedule': 'nfp-schedule', 'steps': 'nfp-steps', 'start_mode': 'nfp-start-mode', 'start': 'nfp-start',
         'thumb': 'nfp-start-thumb', 'upload': 'nfp-upload', 'seed': 'nfp-seed', 'refresh_button': 'nfp-refresh',
         'preview': 'nfp-preview', 'play': 'nfp-play', 'frame': 'nfp-frame', 'progress': 'nfp-progress',
-        'status': 'nfp-status', 'error': 'nfp-error', 'ex_size': 'nfp-export-size', 'ex_crop': 'nfp-export-crop',
-        'ex_upscale': 'nfp-export-upscale', 'ex_loop': 'nfp-export-loop', 'ex_button': 'nfp-export',
+        'status': 'nfp-status', 'compile_status': 'nfp-compile', 'error': 'nfp-error', 'ex_size': 'nfp-export-size',
+        'ex_crop': 'nfp-export-crop', 'ex_upscale': 'nfp-export-upscale', 'ex_loop': 'nfp-export-loop', 'ex_button': 'nfp-export',
         'ex_progress': 'nfp-export-progress', 'ex_link': 'nfp-export-link', 'ex_note': 'nfp-export-note'}
 
 def _ckpt_label(info) -> str:
@@ -158,6 +158,7 @@ class RolloutPanel:
                  max_steps:int=500,           # range of the steps slider
                  device=None,                 # default: CUDA if present, else CPU
                  dtype='auto',                # rollout precision, as `rollout`
+                 compile='auto',              # torch.compile the previewed networks in the background: 'auto' (when it pays), True, False
                  export_dir=None,             # where Export writes; default: `<A's run>/rollouts`
                  max_tracks:int=6,            # rollouts kept in the cache
                  cache_mb:float=512,          # frames of cached rollouts, at most (MB; least recently used dropped first)
@@ -165,6 +166,7 @@ class RolloutPanel:
                  drift:bool=True,             # plot drift metrics against the store
                  plot_interactive:bool=None,  # ipympl plot; None: when `%matplotlib widget` is active
                 ):
+        if compile not in (True, False, 'auto'): raise ConfigError(f"compile={compile!r}: expected True, False or 'auto'")
         self.runs = _as_runs(runs)
         self.store = store if store is not None else self._find_store()
         self.preview_size, self.device, self.dtype, self.max_tracks = preview_size, device, dtype, max_tracks
@@ -176,6 +178,8 @@ class RolloutPanel:
         self._bytes = OrderedDict()              # (track key, index) -> encoded preview
         self._upload, self._stats, self._last_live, self._closed = None, None, 0.0, False
         self._plot_asked = self._plot_done = 0
+        self.compile, self._note_lock = compile, threading.Lock()
+        self.compiler = BackgroundCompiler(gate=self._compile_gate, pays=self._compile_pays, on_change=self._compile_note)
         self._build(steps, max_steps, drift, plot_interactive)
         self.refresh()
 
@@ -225,6 +229,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     W.jslink((self.play, 'max'), (self.frame, 'max'))
     self.progress = W.IntProgress(0, min=0, max=1, layout=L(width='160px', visibility='hidden'))
     self.status = W.HTML()
+    self.compile_status = W.HTML()     # the background compile: queued, compiling, compiled, failed
     self.error = W.HTML()
     self.plot = LivePlot(figsize=(3.6, 1.8), interactive=plot_interactive, css='nfp-drift') if drift and has_store else None
     if self.plot is not None: self._init_plot()
@@ -246,7 +251,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
                        self.start_mode, W.HBox([self.start, self.thumb]), self.upload, W.HBox([self.seed, self.refresh_button]),
                        self.ema],
                       layout=L(width='380px'))
-    view = W.VBox([self.preview, W.HBox([self.play, self.frame]), W.HBox([self.progress, self.status])]
+    view = W.VBox([self.preview, W.HBox([self.play, self.frame]), W.HBox([self.progress, self.status, self.compile_status])]
                   + ([self.plot.widget] if self.plot is not None else []))
     export = W.HBox([self.ex_size, self.ex_crop, self.ex_upscale, self.ex_loop, self.ex_button, self.ex_progress, self.ex_link])
     self.widget = W.VBox([W.HBox([controls, view]), export, self.ex_note, self.error])
@@ -395,7 +400,7 @@ def update(self:RolloutPanel):
     if track is not None and track.error is not None: track = None      # try again: the file may be fixed by now
     if track is None:
         track = RolloutTrack(key, lambda cb, s=s: iter_rollout(
-            s['start'], self._nets_for(s), s['schedule'], steps=1_000_000, store=self.store, size=s['size'],
+            s['start'], self._run_nets(s), s['schedule'], steps=1_000_000, store=self.store, size=s['size'],
             seed=s['seed'], device=self.device, dtype=self.dtype, callback=cb, motion=s['motion']),
             on_frame=self._on_frame, on_idle=self._on_idle)
         self.tracks[key] = track
@@ -413,6 +418,7 @@ def update(self:RolloutPanel):
         self.progress.layout.visibility = 'visible'
     if ready: self._on_idle(track)
     else: self._show()
+    self._want_compile(s)                        # after `request`: the gate sees the busy track
 
 @patch
 def wait(self:RolloutPanel, timeout:float=60, plot:bool=False) -> bool:
@@ -473,6 +479,7 @@ def _on_frame(self:RolloutPanel, track, i):
 def _on_idle(self:RolloutPanel, track):
     if track is not self.track: return
     self.progress.layout.visibility = 'hidden'
+    if self.compile is not False: self.compiler.wake.set(); self._compile_note()   # idle: a compile may start
     if track.error is not None: self._error(track.error); return
     self._show(marker=False)
     self._redraw_plot()
@@ -569,11 +576,64 @@ def _safe(self:RolloutPanel, f, *args, **kwargs):
 def close(self:RolloutPanel):
     "Stop every rollout thread and close the widgets."
     self._closed = True
+    self.compiler.close(join=5)                  # a compile in progress ends first
     if getattr(self, '_plot_thread', None) is not None: self._plot_wake.set(); self._plot_thread.join(5)
     for t in self.tracks.values(): t.close()
     for t in self.tracks.values(): t.close(join=5)
     if self.plot is not None: self.plot.close()
     self.widget.close()
+
+# %% ../nbs/13_widgets.ipynb #126a1fc9
+@patch
+def _compile_keys(self:RolloutPanel, s:dict) -> dict:
+    "Per network of settings `s`, the key of its compiled copy: what it is loaded from, the frame size, dtype, device."
+    dev = as_device(self.device)
+    specs = {'A': (s['a'], s['a2'], s['blend'], s['ema'])}
+    if s['b'] is not None: specs['B'] = (s['b'], None, None, s['ema'])
+    return {k: (v, tuple(s['size']), str(resolve_dtype(self.dtype, dev)), str(dev)) for k, v in specs.items()}
+
+@patch
+def _run_nets(self:RolloutPanel, s:dict) -> dict:
+    "The networks a track rolls out with: `SwapNet`s, eager until their compiled copy is warm (plain ones if compile=False)."
+    nets = self._nets_for(s)
+    if self.compile is False: return nets
+    keys, dev = self._compile_keys(s), as_device(self.device)
+    return {k: self.compiler.net(keys[k], n, (1, 3, *s['size']), device=dev, dtype=self.dtype) for k, n in nets.items()}
+
+@patch
+def _want_compile(self:RolloutPanel, s:dict):
+    "Tell the compiler which networks the panel previews with now; the others drop their compiled copies."
+    if self.compile is not False: self.compiler.want(self._compile_keys(s).values())
+
+@patch
+def _compile_gate(self:RolloutPanel) -> bool:
+    "May a compile start now? Only while no preview is computing and no export is running."
+    t = self.track
+    return not self._closed and (t is None or not t.busy) and not self.ex_button.disabled
+
+@patch
+def _compile_pays(self:RolloutPanel, sw) -> bool:
+    "True: always; 'auto': once the frames `sw` has run at its size, plus those still asked for, reach `compile_pays`."
+    if self.compile != 'auto': return bool(self.compile)
+    t, n = self.track, int(self.steps.value)
+    todo = n if t is None else max(0, n + 1 - len(t))
+    return compile_pays(sw.calls['eager'] + sw.calls['compiled'] + todo, *sw.shape[-2:])
+
+_COMPILE_NOTE = {'queued': ('#777', 'compile waits for the preview to finish'),
+                 'compiling': ('#777', 'compiling in the background…'),
+                 'compiled': ('#2e7d32', 'compiled ✓'), 'failed': ('#b26a00', 'compile failed: eager')}
+
+@patch
+def _compile_note(self:RolloutPanel):
+    "Show the state of the background compile beside the status line ('' when there is none)."
+    with self._note_lock:                        # read and shown together: a slower thread never shows a stale state
+        st = self.compiler.status()
+        if not st: self.compile_status.value = ''; return
+        colour, msg = _COMPILE_NOTE[st]
+        err = self.compiler.error if st == 'failed' else None
+        if err: msg += f" ({err if len(err) <= 60 else err[:59] + '…'})"
+        tip = f' title="{html.escape(err)}"' if err else ''
+        self.compile_status.value = f'<span class="nfp-compile-{st}" style="font-size:11px;color:{colour}"{tip}>· {html.escape(msg)}</span>'
 
 # %% ../nbs/13_widgets.ipynb #070b7738
 @patch

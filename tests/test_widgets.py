@@ -234,3 +234,121 @@ def test_ema_weights_checkbox(tmp_path):
     save_checkpoint(run/'A'/'ep0002', G, meta={'epoch': 2}); p.refresh(); p.a.value = str(run/'A'/'ep0002'); assert p.wait(60)
     np.testing.assert_array_equal(p.track.frames[3], raw)                   # no EMA saved: the raw weights
     p.close() if hasattr(p, 'close') else None
+
+# --- background compile (tracker issue 17): eager at once, compiled when idle, swapped in whole ---
+
+def _open_tracks_busy():
+    from nfp_nb.tracks import _tracks
+    return any(t.busy for t in list(_tracks) if not t.closed)
+
+def _swaps(p):
+    "The panel's `SwapNet`s of the current settings, by role."
+    return {k: p.compiler.swaps.get(key) for k, key in p._compile_keys(p.settings()).items()}
+
+def test_background_compile_swaps_in_and_matches_eager(tiny_run):
+    "A real torch.compile (fp32): once warm, later steps of the same track and new tracks run compiled, with eager's frames."
+    from nfp_nb.rollout import rollout
+    p = RolloutPanel(tiny_run, preview_size=32, steps=4, dtype='fp32', compile=True, drift=False)
+    try:
+        assert p.wait(60)
+        assert p.compiler.wait(240), p.compile_status.value
+        sw = _swaps(p)
+        assert {k: v.state for k, v in sw.items()} == {'A': 'ready', 'B': 'ready'}, {k: v.error for k, v in sw.items()}
+        assert 'compiled ✓' in p.compile_status.value and p.error.value == ''
+        before = {k: dict(v.calls) for k, v in sw.items()}
+        from torch._dynamo.utils import counters
+        graphs = counters['stats']['unique_graphs']      # the preview's thread must never (re)compile
+        p.steps.value = 8; assert p.wait(60)             # the same, paused track continues: compiled from its next step
+        assert sw['A'].calls['compiled'] - before['A']['compiled'] == 3 and sw['B'].calls['compiled'] - before['B']['compiled'] == 1
+        assert sw['A'].calls['eager'] == before['A']['eager'] and sw['B'].calls['eager'] == before['B']['eager']
+        s = p.settings()
+        ref = rollout(s['start'], p._nets_for(s), s['schedule'], 8, store=p.store, size=s['size'], dtype='fp32').frames
+        np.testing.assert_array_equal(np.stack(p.track.frames[:5]), ref[:5])           # the eager part: exact
+        assert np.abs(np.stack(p.track.frames[:9]).astype(int) - ref).max() <= 1        # compiled: fp32 rounding
+        p.seed.value = 1; assert p.wait(60)              # a new track shares the copies (its start frame is a permuted view)
+        assert counters['stats']['unique_graphs'] == graphs     # the same warm graph: no stride or dispatch-key recompile
+        assert sw['A'].calls['compiled'] - before['A']['compiled'] == 9 and sw['A'].calls['eager'] == before['A']['eager']
+        s = p.settings()
+        ref = rollout(s['start'], p._nets_for(s), s['schedule'], 8, store=p.store, size=s['size'], seed=1, dtype='fp32').frames
+        assert np.abs(np.stack(p.track.frames[:9]).astype(int) - ref).max() <= 1
+        # another checkpoint for A: A's copy is dropped at once (B keeps its own); the new A compiles when idle
+        p.a.value = str(tiny_run/'A'/'ep0001')
+        assert sw['A'].state == 'eager' and sw['A']._fast == () and sw['B'].state == 'ready'
+        assert p.wait(60) and p.compiler.wait(240)
+        new = _swaps(p)
+        assert new['A'] is not sw['A'] and new['A'].state == 'ready' and new['B'] is sw['B']
+        n = new['A'].calls['compiled']; p.steps.value = 10; assert p.wait(60)
+        assert new['A'].calls['compiled'] > n and sw['A'].state == 'eager'
+        p.ema.value = True                                   # the EMA checkbox: other networks, both copies dropped
+        assert new['A'].state == 'eager' and sw['B'].state == 'eager'
+        assert p.wait(60) and p.compiler.wait(240)
+    finally: p.close()
+
+class _Spy(torch.nn.Module):
+    "A stand-in compiled copy: the eager network, counted; records whether a preview was computing when it was made."
+    made = []
+    def __init__(self, net):
+        super().__init__(); self.net = net; _Spy.made.append(_open_tracks_busy())
+    def forward(self, *a): return self.net(*a)
+
+@pytest.fixture
+def spy_compile(monkeypatch):
+    import nfp_nb.tracks
+    _Spy.made = []
+    monkeypatch.setattr(nfp_nb.tracks, '_torch_compile', _Spy)
+    return _Spy.made
+
+def test_compile_starts_only_when_the_preview_is_idle(tiny_run, spy_compile):
+    "The first preview runs alone: the compiler waits for it to finish. A new size invalidates, and compiles again when idle."
+    p = RolloutPanel(tiny_run, preview_size=32, steps=40, compile=True, drift=False)
+    try:
+        assert p.wait(60) and p.compiler.wait(60)
+        assert spy_compile == [False, False]                 # A and B, each made while no preview was computing
+        assert p.track.computed == 40 and 'compiled ✓' in p.compile_status.value
+        sw = _swaps(p)
+        p.set_start_image(np.full((40, 64, 3), 90, np.uint8))     # another frame size: (32, 48)
+        assert all(v.state == 'eager' and v._fast == () for v in sw.values())
+        assert p.wait(60) and p.compiler.wait(60)
+        assert spy_compile == [False] * 4 and all(v.state == 'ready' for v in _swaps(p).values())
+        assert _swaps(p)['A'].shape == (1, 3, 32, 48)
+    finally: p.close()
+
+def test_compile_failure_falls_back_to_eager_with_a_note(tiny_run, monkeypatch):
+    "A compiler that raises (as torch.compile does at its first call without a C++ compiler): eager, and the status says so."
+    import nfp_nb.tracks
+    from nfp_nb.rollout import rollout
+    class Broken(torch.nn.Module):
+        def forward(self, *a): raise RuntimeError("inductor: C++ compile failed\nlong log")
+    monkeypatch.setattr(nfp_nb.tracks, '_torch_compile', lambda net: Broken())
+    p = RolloutPanel(tiny_run, preview_size=32, steps=4, compile=True, drift=False)
+    try:
+        assert p.wait(60) and p.compiler.wait(60)
+        assert 'compile failed: eager' in p.compile_status.value and 'C++ compile failed' in p.compile_status.value
+        assert p.error.value == ''                           # not an error of the preview
+        p.steps.value = 7; assert p.wait(60)
+        assert all(v.state == 'failed' and v.calls['compiled'] == 0 for v in _swaps(p).values())
+        s = p.settings()
+        np.testing.assert_array_equal(np.stack(p.track.frames[:8]),
+                                      rollout(s['start'], p._nets_for(s), s['schedule'], 7, store=p.store, size=s['size']).frames)
+        assert 'frame 7 / 7' in p.status.value
+    finally: p.close()
+
+def test_auto_compiles_only_what_pays(tiny_run, spy_compile, monkeypatch):
+    "compile='auto' follows `compile_pays` per network (frames run at its size); compile=False wraps nothing."
+    import nfp_nb.rollout
+    p = RolloutPanel(tiny_run, preview_size=32, steps=4, drift=False)      # 'auto': 4 frames of 32 px never pay
+    try:
+        assert p.wait(60) and p.compiler.wait(10)
+        time.sleep(0.3)
+        assert spy_compile == [] and p.compile_status.value == '' and all(v.state == 'eager' for v in _swaps(p).values())
+        monkeypatch.setattr(nfp_nb.rollout, 'COMPILE_BREAK_EVEN', 8 * 32 * 32)   # break even at 8 frames
+        p.steps.value = 11; assert p.wait(60) and p.compiler.wait(30)      # AAAB over 11 steps: A ran 9 frames, B 2
+        sw = _swaps(p)
+        assert (sw['A'].state, sw['B'].state) == ('ready', 'eager') and len(spy_compile) == 1
+        assert 'compiled ✓' in p.compile_status.value
+    finally: p.close()
+    q = RolloutPanel(tiny_run, preview_size=32, steps=3, compile=False, drift=False)
+    try:
+        assert q.wait(60) and len(q.compiler.swaps) == 0 and q.compiler.thread is None
+    finally: q.close()
+    with pytest.raises(Exception, match='compile='): RolloutPanel(tiny_run, compile='yes')
