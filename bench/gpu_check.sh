@@ -7,7 +7,8 @@
 #
 # 1. the machine (GPU, bf16 native or not); 2. Trainer steps against the plain pix2pixHD step: fp32, the default
 # objective, bf16/auto and fp16 with loss scaling, and torch.compile (bench_train); 3. rollout frames/s at 256, 512
-# and 1024 px, eager and compiled; 4. the documented `nfp_train --net B --workers 4` line (pre-renders on a GPU);
+# and 1024 px, eager and compiled; 4. the documented `nfp_train --net B --workers 4` line (pre-renders on a GPU),
+# and B's step against A's (bench_restorer);
 # 5. NCCL DDP through `nfp_train --nproc-per-node N` when there are two or more GPUs; 6. a short quality run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,8 @@ run="$out/run"; rm -rf "$run"
   && nfp_train --run "$run" --net A --preset tiny --steps 20 --quiet \
   && timeout 90 nfp_train --run "$run" --net B --preset tiny --steps 20 --workers 4 ) 2>&1 | tee "$out/b_workers.txt" | tail -3
 log "   exit status ${PIPESTATUS[0]}"
+log "4b. B's training step against A's, pre-rendered against online (bench_restorer --quick)"
+timeout 90 python bench/bench_restorer.py --quick --device "$dev" 2>&1 | tee "$out/bench_restorer.txt" | tail -9
 if [ "$ngpu" -ge 2 ]; then
   log "5. DDP (NCCL): nfp_train --nproc-per-node $ngpu"
   timeout 120 nfp_train --run "$run" --net A --preset tiny --steps 40 --nproc-per-node "$ngpu" 2>&1 | tee "$out/ddp.txt" | tail -3

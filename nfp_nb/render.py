@@ -15,7 +15,7 @@ from PIL import Image
 from .core import (NFPError, ConfigError, ScheduleError, SourceError, CacheError, as_device, to_float, to_uint8,
                          resolve_dtype, cli_guard, CLIParser, atomic_write_json, check_writable,
                          dataclass_flags, dataclass_overrides)
-from .video import VideoWriter
+from .video import VideoWriter, X264_PRESETS
 from .data import parse_size, check_size
 from .metrics import SourceStats, DriftMeter, summarize_drift
 from .rollout import (DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, blend_checkpoints, motion_at,
@@ -159,6 +159,7 @@ def render_video(out,                  # output .mp4 (or None: no video, e.g. on
                  start, nets, schedule='A', steps:int=100,
                  fps:float=30,         # frames per second of the video
                  crf:int=18,           # x264 quality
+                 x264_preset:str='veryfast', # x264 speed preset (`nfp_nb.video.X264_PRESETS`)
                  post:Callable=None,   # function applied to each uint8 chunk before writing (crop, upscale, ...)
                  frames_dir=None,      # also write every frame as PNG into this folder
                  stats:SourceStats=None, # measure drift against these source statistics while streaming
@@ -172,7 +173,7 @@ def render_video(out,                  # output .mp4 (or None: no video, e.g. on
     nb = len(run.start)
     paths = batch_paths(out, nb) if out is not None else []
     if frames_dir is not None: check_writable(Path(frames_dir))
-    writers = [VideoWriter(p, fps=fps, crf=crf) for p in paths]
+    writers = [VideoWriter(p, fps=fps, crf=crf, preset=x264_preset) for p in paths]
     meters = [DriftMeter(stats) for _ in range(nb)] if stats is not None else None
     kept = [[] for _ in range(nb)] if keep else None
     q, err = queue.Queue(maxsize=max(1, queue_size)), []
@@ -227,6 +228,7 @@ class RenderConfig:
     min_loop: int|None = None        # shortest loop in frames (None: steps/3)
     fps: float|None = None           # frames per second (None: the source video's, else 30)
     crf: int = 18                    # x264 quality: 0 lossless, 18 visually lossless, 23 x264's default; each +6 about halves the file
+    x264_preset: str = field(default='veryfast', metadata={'flag': {'choices': X264_PRESETS}}) # x264 speed: veryfast leaves the cores to the network; slow/slower give smaller files at the same crf
     on_collapse: str|None = None     # react to a frozen loop/limit cycle: 'noise' or 'B'
     ema: bool = False                # use the EMA weights of checkpoints trained with --ema
     dtype: str = field(default='auto', metadata={'flag': {'choices': _RENDER_DTYPES}}) # compute dtype (auto: bf16 where native)
@@ -264,6 +266,7 @@ class RenderConfig:
         self._number('seed', integer=True, optional=False); self._number('inject', 0, strict=False, optional=False)
         self._number('blend', optional=False); self._number('crf', 0, integer=True, strict=False, optional=False)
         if self.crf > 51: bad('crf', "{name} must be between 0 and 51 (x264), got {v}")
+        if self.x264_preset not in X264_PRESETS: bad('x264_preset', "{name} {v}: expected one of " + ', '.join(X264_PRESETS))
         for k in ('upscale', 'fps', 'zoom'): self._number(k, 0)
         self._number('min_loop', 0, integer=True); self._number('rotate')
         self._number('mix')
@@ -468,7 +471,7 @@ def render_run(out,                    # output .mp4 (a batch of K writes stem-0
         if store is None: raise SourceError(f"--metrics needs the run's frame store to compare with; {run} has none")
         stats = SourceStats.from_source(store)
     kw = dict(schedule=schedule, steps=cfg.steps, noise=cfg.inject, blend={'B': cfg.blend}, seed=cfg.seed, device=device,
-              store=store, size=size, batch=batch, on_collapse=cfg.on_collapse, fps=fps, crf=cfg.crf, post=post,
+              store=store, size=size, batch=batch, on_collapse=cfg.on_collapse, fps=fps, crf=cfg.crf, x264_preset=cfg.x264_preset, post=post,
               frames_dir=frames_dir, stats=stats, dtype=cfg.dtype, compile='auto' if cfg.compile is None else cfg.compile, motion=motion)
     if cfg.loop:
         res = render_video(None, s, nets, keep=True, **kw)
@@ -477,7 +480,7 @@ def render_run(out,                    # output .mp4 (a batch of K writes stem-0
         from nfp_nb.video import write_video
         for p, fr in zip(paths, res['frames']):
             lp, (i, j, d) = seamless_loop(fr, min_len=min_len, fade=min(8, max(1, cfg.steps // 20)), return_cut=True)
-            write_video(p, lp, fps=fps, crf=cfg.crf)
+            write_video(p, lp, fps=fps, crf=cfg.crf, preset=cfg.x264_preset)
             say(f"nfp_rollout: loop of frames {i}..{j - 1} ({j - i} frames, seam distance {d:.4f})")
         res['paths'] = paths
     else: res = render_video(out, s, nets, **kw)

@@ -284,7 +284,10 @@ class _CollapseDetector:
 # %% ../nbs/10_rollout.ipynb #2937afd6
 # torch.compile pays back its warm-up only on long renders: compile='auto' compiles when steps × frame pixels ×
 # batch reaches this many. Measured with `bench/bench_rollout.py --compile` (small preset, 256 px, 2 CPU cores with
-# native bf16): 1.53x the eager rollout after a 30.5 s warm-up, so it breaks even at about 1650 frames of 256 px
+# native bf16): 1.53x and 1.60x the eager rollout after a cold warm-up of 30.5 s and 26.0 s (two sessions; an empty
+# inductor cache), so it breaks even at about 1500-1650 frames of 256 px. With the cache filled by an earlier compile
+# of the same network and size the warm-up is a few seconds and it would pay from about 75 frames; this threshold
+# assumes the cold case (bench/results/bench_rollout.txt)
 COMPILE_BREAK_EVEN = 1650 * 256 * 256
 
 def compile_pays(steps:int, h:int, w:int, batch:int=1) -> bool:

@@ -96,7 +96,7 @@ class TrainConfig:
     vgg_weights: str|None = None    # local VGG19 weights file for the perceptual loss (None: no perceptual loss)
     amp: str = 'auto'               # 'auto' (bf16 where native; fp16 + loss scaling on older GPUs; else off), 'bf16', 'fp16' or 'off'
     channels_last: bool|None = None # None: on for CUDA, off on CPU (slower there with instance norm)
-    compile: bool = False           # torch.compile G and D (a slow first step, faster later ones)
+    compile: bool = False           # torch.compile G and D (a slow first step; not faster on the CPUs measured, see Speed)
     ema: float = 0.0                # decay of an EMA copy of G's weights (0: no EMA)
     save_every: int = 1             # checkpoint every N epochs (0: only at the end)
     save_every_steps: int = 0       # also every N steps (0: off)

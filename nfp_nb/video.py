@@ -17,8 +17,8 @@ except ImportError: decord = None
 from .core import SourceError, ConfigError, CacheError, check_writable, atomic_path
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'natural_key', 'list_images', 'VideoInfo', 'probe_video', 'use_decord', 'as_frames', 'VideoWriter',
-           'write_video', 'iter_video', 'read_video', 'contact_sheet']
+__all__ = ['IMAGE_EXTS', 'X264_PRESETS', 'natural_key', 'list_images', 'VideoInfo', 'probe_video', 'use_decord', 'as_frames',
+           'VideoWriter', 'write_video', 'iter_video', 'read_video', 'contact_sheet']
 
 # %% ../nbs/01_video.ipynb #13cb8612
 if decord is not None: decord.logging.set_level(decord.logging.QUIET)
@@ -132,14 +132,20 @@ def as_frames(x) -> np.ndarray:
     if x.dtype != np.uint8: raise ConfigError(f"frames must be uint8, got {x.dtype}")
     return np.ascontiguousarray(x)
 
+# x264's speed presets, fastest first. The default is 'veryfast': a rollout encodes while the network computes the
+# next frames on the same cores, and on the sample at 256 px and crf 18 it costs 3.0 ms of CPU per frame against
+# 8.7 ms for x264's own default 'medium', for 0.6 dB less PSNR and a 6 % smaller file (measured on 2 CPU cores).
+X264_PRESETS = ('ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow')
+
 class VideoWriter:
     "Stream uint8 RGB frames into an H.264 (yuv420p) mp4 at `path`, written atomically on close."
     def __init__(self, path:Path, # output .mp4 file
                  fps:float=30,    # frames per second
                  crf:int=18,      # x264 quality: 0 lossless … 51 worst; 18 looks lossless
-                 preset:str='medium'): # x264 speed/size trade-off
+                 preset:str='veryfast'): # x264 speed/size trade-off, one of `X264_PRESETS` (slower: smaller files at the same crf)
         self.path, self.fps, self.crf, self.preset = Path(path), fps, int(crf), preset
         if not fps or fps <= 0: raise ConfigError(f"{self.path}: fps must be positive, got {fps}")
+        if preset not in X264_PRESETS: raise ConfigError(f"{self.path}: x264 preset {preset!r}: expected one of {', '.join(X264_PRESETS)}")
         check_writable(self.path.parent)
         self.container = self.stream = self.tmp = None
         self.n_frames, self.size, self.pad = 0, None, (0, 0)
@@ -190,10 +196,11 @@ class VideoWriter:
 def write_video(path:Path, # output .mp4 file
                 frames,    # uint8 (T,H,W,3) array/tensor, or an iterable of frames or chunks
                 fps:float=30, # frames per second
-                crf:int=18):  # x264 quality (lower is better)
+                crf:int=18,   # x264 quality (lower is better)
+                preset:str='veryfast'): # x264 speed preset (`X264_PRESETS`)
     "Write `frames` to an H.264 mp4 at `path`; an iterable is streamed chunk by chunk."
     if isinstance(frames, (np.ndarray, torch.Tensor)): frames = [frames[i:i+64] for i in range(0, len(frames), 64)] if np.ndim(frames) == 4 else [frames]
-    with VideoWriter(path, fps=fps, crf=crf) as w:
+    with VideoWriter(path, fps=fps, crf=crf, preset=preset) as w:
         for f in frames: w.write(f)
     return Path(path)
 

@@ -322,7 +322,7 @@ def test_rollout_flags_are_the_render_config():
     assert cfg(['--steps', '7']) == RenderConfig(steps=7)                         # no flag given: the dataclass defaults
     # a value other than the default for every field (keyframes excludes the flat motion: below) reaches its field
     got = cfg(['--steps', '9', '--schedule', 'AB', '--seed', '4', '--inject', '0.1', '--blend', '0.5', '--batch', '2', '--size', '18x32',
-               '--crop', '16:9', '--upscale', '2', '--loop', '--min-loop', '5', '--fps', '12', '--crf', '23', '--on-collapse', 'noise',
+               '--crop', '16:9', '--upscale', '2', '--loop', '--min-loop', '5', '--fps', '12', '--crf', '23', '--x264-preset', 'slow', '--on-collapse', 'noise',
                '--ema', '--dtype', 'bf16', '--no-compile', '--mix', '0.3', '--zoom', '1.1', '--rotate', '3', '--pan', '1', '-2',
                '--center', '0.5', '0'])
     base = RenderConfig(steps=1)
