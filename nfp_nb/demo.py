@@ -122,7 +122,7 @@ def demo_parser() -> argparse.ArgumentParser:
                 "render an A-only and an A+B rollout, and compare their drift.")
     p.add_argument('--out', default='nfp_demo', help="output folder (default ./nfp_demo)")
     p.add_argument('--video', default=None, help="video file or image folder (default: the built-in sample video)")
-    p.add_argument('--preset', default='small', help="small (the demo, about 5 min on 2 CPU cores with native bf16) or tiny (a quick check)")
+    p.add_argument('--preset', default='small', help="small (the demo, about 4 min on 2 CPU cores with native bf16) or tiny (a quick check)")
     p.add_argument('--ema', type=float, default=0.0, help="EMA decay of A and B (e.g. 0.999); the rollouts then use the EMA weights")
     p.add_argument('--seed', type=int, default=0, help="random seed")
     p.add_argument('--quiet', action='store_true', help="no progress output")
