@@ -297,8 +297,6 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
     if not done.exists():
         if run.exists(): shutil.rmtree(run)
         p = _preset(r.b_residual, r.b_upsample, r.b_warp)
-        # pre-render A^1..A^N once when that costs fewer forwards of A than rendering per step (mean n per step)
-        prerender = r.n[1] * len(store) < (r.n[0] + r.n[1]) / 2 * r.steps_b
         import nfp_nb.restorer as rs
         orig = rs.get_preset
         rs.get_preset = lambda name, **kw: p                          # B's network: the small preset, residual as asked
@@ -307,10 +305,11 @@ def train_b(store, a_run:Path, A, r:Recipe, device, log):
             kw = _train_kw(p, r.b_lambda_feat, r.b_lambda_l1, r); kw.pop('batch_size'); kw.pop('lr'); kw.pop('gan_mode')
             kw.pop('lambda_feat'); kw.pop('lambda_l1'); kw['ema'] = r.ema; kw['tex_channels'] = r.tex_channels
             torch.manual_seed(r.seed)
-            with _quiet(): train_restorer(run, predictor=A, n=r.n, m=r.m, prerender=prerender, preset='small', steps=r.steps_b,
+            with _quiet(): tr = train_restorer(run, predictor=A, n=r.n, m=r.m, prerender=None, preset='small', steps=r.steps_b,
                            store=store, device=device, lambda_feat=r.b_lambda_feat, lambda_l1=r.b_lambda_l1, lambda_tex=r.b_lambda_tex, init=r.b_init,
                            dataset_kwargs=dict(cache_dir=run / 'prerender', progress=False), **kw)
         finally: rs.get_preset = orig
+        prerender = tr.meta.get('inputs') == 'prerender'              # the package's choice (restorer.prerender_pays)
         shutil.rmtree(run / 'prerender', ignore_errors=True)
         done.write_text(json.dumps({'seconds': time.perf_counter() - t0, 'prerender': prerender}))
         log(f"  trained B: {r.steps_b} steps (n {r.n}, m {r.m}, {'prerendered' if prerender else 'online'}) "
