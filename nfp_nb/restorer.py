@@ -20,7 +20,7 @@ from .checkpoint import load_generator, checkpoint_ref
 from .video import contact_sheet
 from .data import FrameStore
 from .models import Preset, get_preset, build_generator, build_discriminator
-from .train import Trainer, TrainConfig, TrainData
+from .train import Trainer, TrainConfig, TrainData, dist_env
 
 # %% auto #0
 __all__ = ['apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset', 'init_from_predictor',
@@ -403,10 +403,8 @@ def restorer_dataset_from_args(store, args, device=None) -> TrainData:
     n, m = tuple(getattr(args, 'n', None) or (1, 10)), tuple(getattr(args, 'm', None) or (1, 10))
     workers, cfg = getattr(args, 'workers', None) or 0, getattr(args, 'train_config', None)
     prerender = getattr(args, 'prerender', None)
-    if cfg is not None:
-        world = torch.distributed.get_world_size() if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
-        mode, note = auto_inputs_mode(store, n, m, cfg, prerender, workers, device, world=world)
-    else: mode, note = inputs_mode(bool(prerender), workers, device)
+    if cfg is not None: mode, note = auto_inputs_mode(store, n, m, cfg, prerender, workers, device, world=dist_env()[1])
+    else: mode, note = inputs_mode(prerender, workers, device)          # no run plan to weigh: online unless asked or GPU workers
     if note and _dist_rank()[1] == 0: print(f"nfp_train: note: {note}", file=sys.stderr)
     return restorer_data(store, pred, n=n, m=m, prerender=mode == 'prerender', refresh_every=getattr(args, 'refresh_every', 0) or 0,
                          seed=0 if seed is None else seed, device=device, init=getattr(args, 'init', None) or 'auto')
