@@ -13,9 +13,9 @@ from .core import ConfigError
 from .models import run_generator
 
 # %% auto #0
-__all__ = ['SCALES', 'THUMB', 'BARS', 'filter_responses', 'texture_grams', 'SourceStats', 'DriftMeter', 'drift_metrics',
-           'summarize_drift', 'frame_distances', 'pair_fidelity', 'one_step_fidelity', 'source_spread', 'quality_bar',
-           'plot_drift']
+__all__ = ['SCALES', 'THUMB', 'LAGS', 'BARS', 'PLOT_KEYS', 'filter_responses', 'texture_grams', 'SourceStats', 'DriftMeter',
+           'drift_metrics', 'summarize_drift', 'frame_distances', 'pair_fidelity', 'one_step_fidelity', 'source_spread',
+           'quality_bar', 'plot_drift']
 
 # %% ../nbs/09_metrics.ipynb #2f8724e0
 def _filter_bank() -> torch.Tensor:
@@ -72,6 +72,31 @@ def _thumbs(x:torch.Tensor) -> torch.Tensor:
     "32×32 area-averaged thumbnails, flattened: (B, 3*32*32)."
     return F.adaptive_avg_pool2d(x, THUMB).flatten(1)
 
+LAGS = (1, 4, 24)   # frame gaps at which travel is measured: one step, about a sixth of a second, about a second
+
+def _jolts(c:np.ndarray) -> np.ndarray:
+    "Each step's change over the mean of its two neighbours' (NaN at the ends): about 1 for an even pace, a spike at a jolt."
+    c = np.asarray(c, dtype=float)
+    out = np.full(len(c), np.nan)
+    if len(c) >= 3: out[1:-1] = c[1:-1] / np.maximum(0.5 * (c[:-2] + c[2:]), 1e-4)
+    return out
+
+def _source_pace(fr, max_starts:int=256) -> tuple:
+    "The source's median thumbnail change at each of `LAGS` and the 90th percentile of its jolts, from consecutive frames."
+    T, big = len(fr), max(LAGS)
+    # blocks of consecutive frames spread over the clip (all of it when short): lags and jolts need neighbours
+    blen = min(T, 64 + big)
+    firsts = np.unique(np.linspace(0, T - blen, max(1, min(max_starts // 64, (T + blen - 1) // blen))).round().astype(int))
+    lag, jolt = {L: [] for L in LAGS}, []
+    for f0 in firsts:
+        th = torch.cat([_thumbs(_as_float01(fr[i:min(i + 32, f0 + blen)])) for i in range(f0, f0 + blen, 32)])
+        for L in LAGS:
+            if len(th) > L: lag[L].append((th[L:] - th[:-L]).abs().mean(1).numpy())
+        if len(th) > 3: jolt.append(_jolts((th[1:] - th[:-1]).abs().mean(1).numpy()))
+    med = {L: (float(np.median(np.concatenate(v))) if v else float('nan')) for L, v in lag.items()}
+    j = np.concatenate(jolt) if jolt else np.zeros(0)
+    return med, (float(np.nanpercentile(j, 90)) if np.isfinite(j).any() else 1.0)
+
 def _frames_of(source):
     "The uint8 (T,H,W,3) frames of a FrameStore-like object or an array."
     fr = getattr(source, 'frames', source)
@@ -90,6 +115,8 @@ class SourceStats:
     thumbs: torch.Tensor     # (S, 3*32*32) thumbnails in [0,1]
     index: np.ndarray        # source frame index of each thumbnail
     size: tuple              # (H, W) of the source frames
+    pace: dict = field(default_factory=dict)  # lag → median thumbnail change over that many frames (0–1 units)
+    jolt: float = 1.0        # 90th percentile of the source's jolts (`_jolts`): how uneven its own pace is
 
     @classmethod
     def from_source(cls,
@@ -114,15 +141,19 @@ class SourceStats:
             if ok.any(): mot.append((_as_float01(fr[nxt[ok]]) - x[torch.from_numpy(ok)]).abs().mean((1, 2, 3)))
         n = len(idx)
         motion = float(torch.cat(mot).mean()) if mot else 0.0
-        return cls(grams / n, hf / n, hist / n, motion, torch.cat(thumbs), idx, tuple(fr.shape[1:3]))
+        pace, jolt = _source_pace(fr, max_frames)
+        return cls(grams / n, hf / n, hist / n, motion, torch.cat(thumbs), idx, tuple(fr.shape[1:3]), pace, jolt)
+
 
 # %% ../nbs/09_metrics.ipynb #3bc63101
 class DriftMeter:
     "Accumulates per-frame drift metrics of a rollout against `SourceStats`, chunk by chunk."
-    keys = ('texture', 'sharpness', 'colour', 'motion', 'nearest')
+    keys = ('texture', 'sharpness', 'colour', 'motion', 'nearest', 'travel4', 'travel24', 'jolt')
     def __init__(self, stats:SourceStats # statistics of the source, see `SourceStats.from_source`
                 ):
         self.stats, self.prev = stats, None
+        self.th = None                      # the last max(LAGS) thumbnails, for travel
+        self.steps = []                     # per-step thumbnail change, for the jolts
         self.out = {k: [] for k in self.keys + ('nearest_idx',)}
 
     def _prep(self, frames):
@@ -130,6 +161,22 @@ class DriftMeter:
         if tuple(x.shape[-2:]) != tuple(self.stats.size):
             x = F.interpolate(x, size=self.stats.size, mode='bilinear', antialias=True, align_corners=False).clamp_(0, 1)
         return x
+
+    def _travel(self, th:torch.Tensor):
+        "Thumbnail change over 4 and 24 frames (relative to the source's) and each step's change, for the chunk `th`."
+        s, big = self.stats, max(LAGS)
+        hist = th if self.th is None else torch.cat([self.th, th])
+        n0 = len(hist) - len(th)                                       # frames of history before this chunk
+        for L, key in ((4, 'travel4'), (24, 'travel24')):
+            v = torch.full((len(th),), float('nan'))
+            ok = torch.arange(n0, len(hist)) - L >= 0
+            if ok.any():
+                i = torch.arange(n0, len(hist))[ok]
+                v[ok] = (hist[i] - hist[i - L]).abs().mean(1) / max(s.pace.get(L, float('nan')), 1e-3)
+            self.out[key].append(v)
+        i = torch.arange(max(n0, 1), len(hist))
+        self.steps += ((hist[i] - hist[i - 1]).abs().mean(1) / max(s.pace.get(1, float('nan')), 1e-3)).tolist()
+        self.th = hist[-big:]
 
     @torch.inference_mode()
     def update(self, frames # uint8 frames (t,H,W,3), numpy or torch: the next consecutive frames
@@ -145,15 +192,22 @@ class DriftMeter:
         prev = torch.cat([self.prev, x]) if self.prev is not None else torch.cat([x[:1] * float('nan'), x])
         self.out['motion'].append((prev[1:] - prev[:-1]).abs().mean((1, 2, 3)) / max(s.motion, 1e-12))
         self.prev = x[-1:]
-        dist = torch.cdist(_thumbs(x), s.thumbs, p=1) / s.thumbs.shape[1]
+        th = _thumbs(x)
+        dist = torch.cdist(th, s.thumbs, p=1) / s.thumbs.shape[1]
         v, i = dist.min(1)
         self.out['nearest'].append(v)
         self.out['nearest_idx'].append(torch.as_tensor(s.index)[i])
+        self._travel(th)
         return self
 
     def result(self) -> dict:
         "Metrics so far: a dict of 1-D numpy arrays, one value per frame."
-        return {k: (torch.cat(v).numpy() if v else np.zeros(0)) for k, v in self.out.items()}
+        out = {k: (torch.cat(v).numpy() if v else np.zeros(0)) for k, v in self.out.items() if k != 'jolt'}
+        # a step's jolt needs the step after it: the change into frame t over the mean of the changes into t-1 and t+1
+        j = np.full(len(out['texture']), np.nan)
+        if len(self.steps): j[1:] = _jolts(self.steps) / max(self.stats.jolt, 1e-12)
+        out['jolt'] = j.astype(np.float32)
+        return out
 
 def drift_metrics(frames,         # uint8 rollout frames (T,H,W,3), or an iterable of such chunks
                   source,         # `SourceStats`, `FrameStore` or uint8 source frames
@@ -170,16 +224,22 @@ def drift_metrics(frames,         # uint8 rollout frames (T,H,W,3), or an iterab
     return m.result()
 
 def summarize_drift(metrics:dict,    # result of `drift_metrics`
-                    tail:float=0.25, # average over this last fraction of the steps
+                    tail:float=0.25, # summarise the last fraction of the steps
                    ) -> dict:        # key → float
-    "Mean of each metric over the last `tail` of a rollout: a few numbers for a JSON summary."
+    """A few numbers for a JSON summary, over the last `tail` of a rollout: the mean of each metric, the median of
+    `travel4`/`travel24` (a loop's pace, robust to a single jump) and `steadiness`, the 90th percentile of the jolts
+    (1: as even as the source's own pace; 2: every tenth step or more jumps twice as far as its neighbours, relatively)."""
     out = {}
     for k, v in metrics.items():
         if k == 'nearest_idx' or len(v) == 0: continue
         n = max(1, int(math.ceil(len(v) * tail)))
         w = np.asarray(v[-n:], dtype=float)
-        out[k] = float(np.nanmean(w)) if np.isfinite(w).any() else float('nan')
+        if not np.isfinite(w).any(): out['steadiness' if k == 'jolt' else k] = float('nan'); continue
+        if k == 'jolt': out['steadiness'] = float(np.nanpercentile(w, 90))
+        elif k.startswith('travel'): out[k] = float(np.nanmedian(w))
+        else: out[k] = float(np.nanmean(w))
     return out
+
 
 # %% ../nbs/09_metrics.ipynb #c0c1b299
 def _as_unit(x) -> torch.Tensor:
@@ -241,26 +301,37 @@ def source_spread(source,          # `FrameStore` or uint8 frames (T,H,W,3)
     return out
 
 # %% ../nbs/09_metrics.ipynb #d430d92a
-BARS = dict(a=0.6, b=2.0, motion=(0.3, 3.0), sharpness=(0.5, 2.0))
+BARS = dict(a_removed=0.5,           # (a) B removes at least half of A alone's excess texture distance ...
+            a_min_excess=0.25,       #     ... where that excess is at least a quarter of the replay floor
+            a_worse=1.05,            #     and a loop with B is never worse than 1.05× A alone
+            b=1.5,                   # (b) texture at most 1.5× the source's own spread
+            travel=(0.5, 2.0),       # (c) travel over 24 frames 0.5–2× the source's
+            steadiness=1.5,          #     jolts at most 1.5× the source's
+            sharpness=(0.7, 1.4))    #     sharpness 0.7–1.4× the source's
 
-def quality_bar(loop:dict,    # the loop's summary: 'texture', 'motion', 'sharpness' (e.g. `summarize_drift`)
+def quality_bar(loop:dict,    # the loop's summary: 'texture', 'travel24', 'steadiness', 'sharpness' (`summarize_drift`)
                 alone:dict,   # the same summary of A alone's loop (same training budget)
-                spread:dict,  # `source_spread` of the source
+                spread:dict,  # `source_spread` of the source (with its 'replay' floor)
                ) -> dict:     # the ratios, one ok per check, and 'ok' for all of them
-    """The project's bar for a loop: (a) texture at most 0.6× A alone's (B's contribution); (b) texture at most
-    2× the source's own spread (what the user sees); (c) motion 0.3–3× and sharpness 0.5–2× the source's."""
-    ratio = loop['texture'] / max(alone['texture'], 1e-12)
-    vs = loop['texture'] / max(spread['texture'], 1e-12)
-    checks = dict(a=bool(ratio <= BARS['a']), b=bool(vs <= BARS['b']),
-                  motion=bool(BARS['motion'][0] <= loop['motion'] <= BARS['motion'][1]),
-                  sharpness=bool(BARS['sharpness'][0] <= loop['sharpness'] <= BARS['sharpness'][1]))
-    out = dict(texture_ratio=ratio, texture_vs_spread=vs, spread=spread['texture'], motion=loop['motion'],
-               sharpness=loop['sharpness'], checks=checks, ok=all(checks.values()))
-    if 'replay' in spread:                   # how much of (a) is reachable at all, and how much of it B took
-        rp, al = spread['replay'], alone['texture']
-        out.update(replay=rp, a_floor=rp / max(al, 1e-12), a_attainable=bool(rp / max(al, 1e-12) <= BARS['a']),
-                   excess_removed=(al - loop['texture']) / (al - rp) if al > rp else float('nan'))
-    return out
+    """The project's bar for a loop (see `BARS`): (a) B's share of A alone's excess texture distance removed,
+    (b) texture against the source's own spread, (c) travel, steadiness and sharpness against the source's."""
+    nan = float('nan')
+    lt, al = loop['texture'], alone['texture']
+    rp = spread.get('replay', 0.0)
+    ratio, vs = lt / max(al, 1e-12), lt / max(spread['texture'], 1e-12)
+    excess = al - rp
+    removed = (al - lt) / excess if excess > 0 else nan
+    small = excess < BARS['a_min_excess'] * rp                 # A alone already sits near the floor: nothing to remove
+    lo, hi = BARS['travel']; slo, shi = BARS['sharpness']
+    tr, st, sh = loop.get('travel24', nan), loop.get('steadiness', nan), loop.get('sharpness', nan)
+    checks = dict(a=bool(ratio <= BARS['a_worse'] and (small or removed >= BARS['a_removed'])),
+                  b=bool(vs <= BARS['b']), travel=bool(lo <= tr <= hi), steadiness=bool(st <= BARS['steadiness']),
+                  sharpness=bool(slo <= sh <= shi))
+    return dict(texture_ratio=ratio, excess_removed=removed, excess_small=bool(small), replay=rp,
+                a_floor=rp / max(al, 1e-12), texture_vs_spread=vs, spread=spread['texture'], travel24=tr,
+                travel4=loop.get('travel4', nan), steadiness=st, sharpness=sh, motion=loop.get('motion', nan),
+                checks=checks, ok=all(checks.values()))
+
 
 # %% ../nbs/09_metrics.ipynb #9fc67a20
 def _trailing_mean(v:np.ndarray, n:int) -> np.ndarray:
@@ -270,12 +341,15 @@ def _trailing_mean(v:np.ndarray, n:int) -> np.ndarray:
     cnt = k[i] - k[lo]
     return np.where(cnt > 0, (c[i] - c[lo]) / np.maximum(cnt, 1), np.nan)
 
-_REF = {'texture': 0., 'sharpness': 1., 'colour': 0., 'motion': 1., 'nearest': 0.}
+_REF = {'texture': 0., 'sharpness': 1., 'colour': 0., 'motion': 1., 'nearest': 0., 'travel4': 1., 'travel24': 1., 'jolt': 1.}
 _TITLE = {'texture': 'texture distance ↓', 'sharpness': 'HF energy / source (1 = source)',
-          'colour': 'colour distance ↓', 'motion': 'motion / source (1 = source)', 'nearest': 'distance to nearest source frame ↓'}
+          'colour': 'colour distance ↓', 'motion': 'change per step / source (1 = source)',
+          'nearest': 'distance to nearest source frame ↓', 'travel4': 'travel over 4 frames / source (1 = source)',
+          'travel24': 'travel over 24 frames / source (1 = source)', 'jolt': 'jolts: step / its neighbours (1 = source)'}
+PLOT_KEYS = ('texture', 'sharpness', 'colour', 'motion', 'travel24', 'jolt')   # what `plot_drift` shows by default
 
 def plot_drift(results:dict,     # label → metrics dict from `drift_metrics`
-               keys=None,        # metrics to show (default: all five)
+               keys=None,        # metrics to show (default: `PLOT_KEYS`)
                title:str=None,   # figure title
                ncols:int=3,      # panels per row
                figsize=None,     # matplotlib figure size
@@ -285,11 +359,12 @@ def plot_drift(results:dict,     # label → metrics dict from `drift_metrics`
     import matplotlib.pyplot as plt
     if isinstance(results, dict) and 'texture' in results and not isinstance(results['texture'], dict):
         results = {'rollout': results}
-    keys = list(keys or DriftMeter.keys)
+    keys = list(keys or PLOT_KEYS)
     nrows = math.ceil(len(keys) / ncols)
     fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (4.2 * ncols, 2.8 * nrows), squeeze=False)
     for ax, k in zip(axs.flat, keys):
         for label, m in results.items():
+            if k not in m: continue                      # a record made before the metric existed
             v = np.asarray(m[k], dtype=float)
             if smooth > 1 and len(v) > smooth: v = _trailing_mean(v, smooth)
             ax.plot(np.arange(len(v)), v, label=label, lw=1.2)
@@ -301,3 +376,4 @@ def plot_drift(results:dict,     # label → metrics dict from `drift_metrics`
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
+

@@ -18,9 +18,9 @@ from .data import resize_frames
 from .models import run_generator
 
 # %% auto #0
-__all__ = ['DEFAULT_SCHEDULE', 'COMPILE_BREAK_EVEN', 'Schedule', 'chain_of', 'parse_schedule', 'blend_checkpoints', 'load_start',
-           'LoopMotion', 'motion_at', 'apply_motion', 'CollapseEvent', 'CollapseConfig', 'compile_pays', 'RolloutRun',
-           'RolloutResult', 'iter_rollout', 'rollout']
+__all__ = ['DEFAULT_SCHEDULE', 'COMPILE_BREAK_EVEN', 'Schedule', 'chain_steps', 'chain_of', 'parse_schedule', 'split_strength',
+           'with_strength', 'blend_checkpoints', 'load_start', 'LoopMotion', 'motion_at', 'apply_motion',
+           'CollapseEvent', 'CollapseConfig', 'compile_pays', 'RolloutRun', 'RolloutResult', 'iter_rollout', 'rollout']
 
 # %% ../nbs/10_rollout.ipynb #fe0c2773
 class Schedule:
@@ -49,14 +49,32 @@ class Schedule:
 
 DEFAULT_SCHEDULE = 'AAAB'   # the schedule of A+B rollouts when none is named (the CLI, the demo, the panel)
 
+def chain_steps(token:str) -> list:
+    "(network, strength) of each pass in one schedule step: 'A+B@0.25' → [('A', None), ('B', 0.25)] (None: the rollout's `blend`)."
+    out = []
+    for part in token.split('+'):
+        name, at, v = part.partition('@')
+        if not at: out.append((name, None)); continue
+        try: a = float(v)
+        except ValueError: raise ScheduleError(f"schedule step {token!r}: strength {v!r} of {name} is not a number") from None
+        if not 0 <= a <= 2: raise ScheduleError(f"schedule step {token!r}: strength {a} of {name} must be in [0, 2] (1: the network's output)")
+        out.append((name, a))
+    return out
+
 def chain_of(token:str) -> list:
     "The networks of one schedule step, in the order they run: 'A+B' → ['A', 'B'] (B(A(x))); 'A' → ['A']."
-    return token.split('+')
+    return [n for n, _ in chain_steps(token)]
 
 def _letters(s:str) -> list:
-    "'AAA[AB]' → ['A', 'A', 'A', 'A+B']: one letter per step, a bracketed group is one chained step."
-    out, group = [], None
-    for c in s:
+    "'AAA[AB@0.5]' → ['A', 'A', 'A', 'A+B@0.5']: one letter per step, a bracketed group is one chained step, '@x' a strength."
+    out, group, i = [], None, 0
+    while i < len(s):
+        c = s[i]; i += 1
+        if c == '@': raise ScheduleError(f"schedule {s!r}: a strength '@…' must follow a network letter")
+        if i < len(s) and s[i] == '@':                           # 'B@0.25': the letter and its strength, one item
+            j = i + 1
+            while j < len(s) and (s[j].isdigit() or s[j] == '.'): j += 1
+            c, i = c + s[i:j], j
         if c == '[':
             if group is not None: raise ScheduleError(f"schedule {s!r}: brackets do not nest")
             group = []
@@ -75,6 +93,39 @@ def parse_schedule(schedule,  # pattern string ('AAAB', 'A', 'pred,fix') or call
                   ) -> Schedule:
     "Check `schedule` against the names in `nets` and return a `Schedule`; raises `ScheduleError` naming unknown names."
     return schedule if isinstance(schedule, Schedule) else Schedule(schedule, list(nets))
+
+def _tokens(s:str) -> tuple:
+    "The steps of a pattern string and whether it is written with commas (names) or letters."
+    s = s.strip()
+    if ',' in s or ' ' in s: return [t.strip() for t in s.replace(' ', ',').split(',') if t.strip()], True
+    return _letters(s), False
+
+def _join(steps:list, commas:bool) -> str:
+    "Write the steps back as a pattern string (a chain of letters goes in brackets)."
+    if commas: return ','.join('+'.join(n + (f'@{a:g}' if a is not None else '') for n, a in st) for st in steps)
+    one = lambda n, a: n + (f'@{a:g}' if a is not None else '')
+    return ''.join(one(*st[0]) if len(st) == 1 else '[' + ''.join(one(*x) for x in st) + ']' for st in steps)
+
+def split_strength(schedule:str # a pattern such as '[AB@0.5]' or 'AAAB@0.5'
+                  ) -> tuple:   # (the pattern without strengths, {network: strength})
+    "Take the strengths out of a pattern; raises `ScheduleError` if one network has two different strengths in it."
+    toks, commas = _tokens(schedule)
+    steps = [chain_steps(t) for t in toks]
+    out = {}
+    for n, a in (x for st in steps for x in st if x[1] is not None):
+        if out.setdefault(n, a) != a: raise ScheduleError(f"schedule {schedule!r}: {n} has more than one strength")
+    return _join([[(n, None) for n, _ in st] for st in steps], commas), out
+
+def with_strength(schedule:str,   # a pattern, e.g. '[AB]' or 'pred,pred+fix'
+                  strengths:dict, # network → strength; 1 (the network's own output) is written as no strength
+                 ) -> str:
+    "Write strengths into a pattern: ('[AB]', {'B': 0.5}) → '[AB@0.5]'; ('AAAB', {'B': 1}) → 'AAAB'."
+    toks, commas = _tokens(schedule)
+    st = {n: (None if a is None or float(a) == 1 else float(a)) for n, a in strengths.items()}
+    steps = [[(n, st.get(n, a)) if n in st else (n, a) for n, a in chain_steps(t)] for t in toks]
+    for x in steps: chain_steps(_join([x], True))                    # checks the values
+    return _join(steps, commas)
+
 
 # %% ../nbs/10_rollout.ipynb #d4b1669f
 def _load_net(net, device='cpu', ema:bool=False):
@@ -315,10 +366,29 @@ def _per_net(v, name, default):
 
 class RolloutRun:
     "A rollout in progress: iterate it for uint8 chunks; `.events`, `.names` and `.seconds` describe it."
-    def __init__(self, start, nets, schedule='A', steps:int=100, noise=0.0, blend=1.0, seed:int=0, device=None,
-                 dtype='auto', chunk:int=16, store=None, size=None, batch:int=None, skip:int=1,
-                 on_collapse:str=None, collapse:CollapseConfig=None, callback:Callable=None, progress:bool=False,
-                 channels_last:bool=None, compile=False, motion=None):   # compile: True, False or 'auto' (`compile_pays`)
+    def __init__(self,
+                 start,                   # store index, image path, array/tensor, 'noise', or a list of them (a batch)
+                 nets,                    # dict name → network (module or checkpoint path), or one network (= 'A')
+                 schedule='A',            # pattern ('AAAB', '[AB@0.5]'), callable(step) -> name, or one per sample
+                 steps:int=100,           # frames to make after the start
+                 noise=0.0,               # input noise std before each pass ([-1,1] units): float or dict per network
+                 blend=1.0,               # strength: output = x + blend·(net(x) − x), float or dict per network ('@x' in the schedule wins)
+                 seed:int=0,              # seed of the noise (a 'noise' start and injected noise)
+                 device=None,             # default: CUDA if available, else CPU
+                 dtype='auto',            # 'auto' (bf16 where natively fast), 'fp32', 'bf16' or a torch dtype
+                 chunk:int=16,            # frames per yielded chunk
+                 store=None,              # `FrameStore` (or uint8 frames) for integer starts
+                 size=None,               # int (short side) or (H, W) of the start; None keeps its size
+                 batch:int=None,          # repeat a single start this many times
+                 skip:int=1,              # skip passed to skip-conditioned networks
+                 on_collapse:str=None,    # None (report only), 'noise' or a network name to switch to
+                 collapse:CollapseConfig=None, # thresholds of collapse detection (False: no detection)
+                 callback:Callable=None,  # called as callback(step, uint8 frame(s)) after every step
+                 progress:bool=False,     # show a progress bar
+                 channels_last:bool=None, # channels_last memory format (None: on CUDA only)
+                 compile=False,           # True, False or 'auto' (compile when `compile_pays`)
+                 motion=None,             # zoom/rotate/pan per step: `LoopMotion`, dict, keyframes or callable
+                ):
         if not isinstance(nets, dict): nets = {'A': nets}
         self.motion = motion; motion_at(motion, 0)          # checked now, not at the first step
         if int(steps) <= 0: raise ConfigError(f"steps must be positive, got {steps}")
@@ -358,17 +428,18 @@ class RolloutRun:
     def _forward(self, name, x):
         return run_generator(self.nets[name], x, self.skip)
 
-    def _step(self, names, x, gen, extra_noise):
-        "One step for the batch `x`; `names` gives the network of each sample."
+    def _step(self, passes, x, gen, extra_noise):
+        "One pass for the batch `x`; `passes` gives each sample's (network, strength), or None to pass through."
         out = torch.empty_like(x)
-        for name in dict.fromkeys(names):
-            idx = [i for i, n in enumerate(names) if n == name]
-            xi = x if len(idx) == len(names) else x[idx]
+        for p in dict.fromkeys(passes):
+            idx = [i for i, q in enumerate(passes) if q == p]
+            name, strength = p if p is not None else (None, None)
+            xi = x if len(idx) == len(passes) else x[idx]
             if name is None:                      # this sample's chain is shorter: it passes through
                 out[idx] = xi; continue
             inp = xi
             sd = _per_net(self.noise, name, 0.0)
-            en = extra_noise if len(idx) == len(names) else extra_noise[idx]
+            en = extra_noise if len(idx) == len(passes) else extra_noise[idx]
             if sd > 0 or bool((en > 0).any()):
                 std = en.view(-1, 1, 1, 1) + sd
                 inp = (xi + std * torch.randn(xi.shape, generator=gen, device=xi.device, dtype=xi.dtype)).clamp_(-1, 1)
@@ -376,15 +447,15 @@ class RolloutRun:
             with autocast(self.device, self.dtype):
                 y = self._forward(name, inp)
             y = y.float()
-            a = _per_net(self.blend, name, 1.0)
+            a = _per_net(self.blend, name, 1.0) if strength is None else strength   # 'B@0.25' in the schedule wins
             if a != 1.0: y = xi + a * (y - xi)
-            if len(idx) == len(names): out = y
+            if len(idx) == len(passes): out = y
             else: out[idx] = y
         return out.contiguous()
 
     def _emit(self, tokens, x, gen, extra_noise):
-        "One emitted frame: each sample's chain of networks ('A+B' is B(A(x))) applied in turn; noise reactions go to the first."
-        chains = [chain_of(t) for t in tokens]
+        "One emitted frame: each sample's chain of networks ('A+B' is B(A(x)), 'A+B@0.5' blends B's change in at half strength) applied in turn; noise reactions go to the first."
+        chains = [chain_steps(t) for t in tokens]
         for i in range(max(map(len, chains))):
             x = self._step([c[i] if i < len(c) else None for c in chains], x, gen,
                            extra_noise if i == 0 else torch.zeros_like(extra_noise))
@@ -474,3 +545,4 @@ def rollout(start,                # store index, image path, array/tensor, 'nois
     chunks = list(run)
     frames = np.concatenate(chunks, axis=1 if run.batched else 0)
     return RolloutResult(frames, run.events, run.names, run.seconds)
+
