@@ -121,6 +121,7 @@ class RestorePairDataset(Dataset):
                  predictor,                 # A: a generator module or a checkpoint path
                  n=(1, 10),                 # range of A steps applied to the start frame (an int: always that many)
                  m=(1, 10),                 # range of target offsets: the target is frame t+m (an int: always that one)
+                 ahead=None,                # (lo, hi): draw the target ahead of the input's content instead, m = n + U(lo..hi)
                  mode:str='online',         # 'online' (render per batch as items are fetched) or 'prerender' (once, cached)
                  cache_dir=None,            # prerender cache folder (default `<run>/B/prerender`)
                  refresh_every:int=0,       # every this many epochs, re-read the predictor; re-render if it changed (0: never)
@@ -134,7 +135,11 @@ class RestorePairDataset(Dataset):
                 ):
         if mode not in ('online', 'prerender'): raise ConfigError(f"mode={mode!r}: expected 'online' or 'prerender'")
         self.store, self.frames, self.mode, self.seed, self.k = store, store.frames, mode, seed, k
-        self.n, self.m = _span(n, 'n'), _span(m, 'm')
+        self.n = _span(n, 'n')
+        self.ahead = None if ahead is None else tuple(int(v) for v in ((ahead, ahead) if isinstance(ahead, (int, np.integer)) else ahead))
+        if self.ahead is not None and not 0 <= self.ahead[0] <= self.ahead[1]:
+            raise ConfigError(f"ahead={self.ahead}: need 0 <= low <= high (frames ahead of the input's content)")
+        self.m = _span(m, 'm') if self.ahead is None else (self.n[0] + self.ahead[0], self.n[1] + self.ahead[1])
         self.flip = {False: '', None: '', True: 'h', 'h': 'h', 'hv': 'hv'}.get(flip, None)
         if self.flip is None: raise ConfigError(f"flip must be False, True, 'h' or 'hv', got {flip!r}")
         self.batch_size, self.refresh_every, self.progress = max(1, int(batch_size)), int(refresh_every or 0), progress
@@ -172,6 +177,7 @@ class RestorePairDataset(Dataset):
         return (f"RestorePairDataset({len(self)} start frames, n={self.n}, m={self.m}, mode={self.mode!r}, "
                 f"predictor={self.predictor_info.get('path') or self.predictor_info['weights']})")
 
+
 # %% ../nbs/08_restorer.ipynb #65aa21fb
 @patch
 def set_epoch(self:RestorePairDataset, epoch:int, refresh:bool=True):
@@ -181,6 +187,8 @@ def set_epoch(self:RestorePairDataset, epoch:int, refresh:bool=True):
     rng = np.random.default_rng([self.seed, self.epoch])
     self.draw_n = rng.integers(self.n[0], self.n[1] + 1, size=len(self))
     self.draw_m = rng.integers(self.m[0], self.m[1] + 1, size=len(self))
+    if self.ahead is not None:                                                  # never earlier than the input's content
+        self.draw_m = self.draw_n + rng.integers(self.ahead[0], self.ahead[1] + 1, size=len(self))
     fl = rng.random((len(self), 2)) < 0.5                                      # (horizontal, vertical) per item
     self.draw_flip = fl & np.array(['h' in self.flip, 'v' in self.flip])
 
@@ -212,6 +220,7 @@ def __getitem__(self:RestorePairDataset, i:int) -> dict:
     "One item (prefer batches: a `DataLoader` fetches through `__getitems__`)."
     if not -len(self) <= i < len(self): raise IndexError(f"item {i} out of range for {len(self)} start frames")
     return self.__getitems__([i % len(self)])[0]
+
 
 # %% ../nbs/08_restorer.ipynb #9d6db59d
 @patch
@@ -292,7 +301,8 @@ def refresh(self:RestorePairDataset, force:bool=False # re-render the cache even
 def meta(self:RestorePairDataset) -> dict:
     "Facts for B's checkpoints: the predictor (checkpoint path, fingerprint, weights hash), n, m, mode."
     return {'predictor': dict(self.predictor_info), 'n': list(self.n), 'm': list(self.m), 'mode': self.mode,
-            'refresh_every': self.refresh_every, 'flip': self.flip, 'seed': self.seed}
+            'refresh_every': self.refresh_every, 'flip': self.flip, 'seed': self.seed,
+            **({'ahead': list(self.ahead)} if self.ahead is not None else {})}
 
 @patch
 def state_dict(self:RestorePairDataset) -> dict:
@@ -305,12 +315,17 @@ def load_state_dict(self:RestorePairDataset, state:dict):
     self.seed = int(state.get('seed', self.seed))
     self.set_epoch(int(state.get('epoch', 0)), refresh=False)
 
+
 # %% ../nbs/08_restorer.ipynb #d93e506f
 def init_from_predictor(G:nn.Module,          # B's freshly built generator
                         predictor:nn.Module,  # the predictor A
-                        mode:str='auto',      # 'auto', 'predictor' or 'random'
-                       ) -> str:              # what was done: 'predictor' or 'random'
+                        mode='auto',          # 'auto', 'predictor', 'random', or a network of B's architecture to start from
+                       ) -> str:              # what was done: 'predictor', 'random' or 'given'
     "Give B A's weights when asked and possible; `ConfigError` when 'predictor' is asked but the architectures differ."
+    if isinstance(mode, nn.Module):                # e.g. a B trained before, to go on from on other inputs
+        try: G.load_state_dict(mode.state_dict())
+        except RuntimeError as e: raise ConfigError(f"init: the given network is not B's architecture ({str(e).splitlines()[0][:120]})") from None
+        return 'given'
     if mode in (None, 'random'): return 'random'
     if mode not in ('auto', 'predictor'): raise ConfigError(f"init={mode!r}: expected 'auto', 'predictor' or 'random'")
     sa, sg = predictor.state_dict(), G.state_dict()
@@ -325,6 +340,7 @@ def init_from_predictor(G:nn.Module,          # B's freshly built generator
         return 'random'
     G.load_state_dict(sa)                       # same keys, shapes and config: a strict load is a copy
     return 'predictor'
+
 
 # %% ../nbs/08_restorer.ipynb #51dfbcca
 def default_predictor(run) -> Path:
@@ -414,6 +430,7 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
                    predictor=None,         # A: module or checkpoint path (default `<run>/A/latest`)
                    n=(1, 10),              # range of A steps applied to the start frame
                    m=(1, 10),              # range of target offsets
+                   ahead=None,             # (lo, hi): targets m = n + lo..hi frames ahead of the input's content instead of `m`
                    prerender:bool|None=None, # render the inputs once into `<run>/B/prerender/` (None: when it pays, see `inputs_mode`)
                    preset='tiny',          # B's network preset: a name or a `Preset`
                    epochs:int=None,        # epochs in the whole run (default 10)
@@ -424,7 +441,7 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
                    resume:bool=False,      # continue from `<run>/<net>/latest`
                    device=None,            # training device (A runs there too)
                    dataset_kwargs:dict=None, # more `RestorePairDataset` arguments
-                   init:str='auto',        # B's starting weights: 'auto' (A's when the architectures match), 'predictor', 'random'
+                   init:str='auto',        # B's starting weights: 'auto' (A's when the architectures match), 'predictor', 'random', or a network
                    **train_kwargs,         # `TrainConfig` fields (batch_size, lr, lambda_l1, seed, ...)
                   ) -> Trainer:            # the trainer, after `fit`
     "Train the restorer B against a frozen predictor A with the standard `Trainer`; checkpoints go to `<run>/B/`."
@@ -433,17 +450,20 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
     kw = dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, lambda_tex=p.lambda_tex)
     kw.update(epochs=epochs or 10, steps=steps, **train_kwargs)
     cfg = TrainConfig(**kw)
+    if ahead is not None:                                  # the furthest target decides which start frames fit
+        ahead = tuple(ahead); lo, hi = _span(n, 'n'); m = (lo + ahead[0], hi + ahead[1])
     mode, note = auto_inputs_mode(store, n, m, cfg, prerender, device=device, cache_dir=(dataset_kwargs or {}).get('cache_dir'))
     if note: print(f"train_restorer: note: {note}", file=sys.stderr)
     data = restorer_data(store, predictor if predictor is not None else default_predictor(run), n=n, m=m,
                          prerender=mode == 'prerender', refresh_every=refresh_every, seed=cfg.seed, device=device, init=init,
-                         **(dataset_kwargs or {}))
+                         **({'ahead': ahead} if ahead is not None else {}), **(dataset_kwargs or {}))
     G, D = build_generator(p.generator), build_discriminator(p.discriminator)
     if not resume: data.init(G)
     trainer = Trainer(G, D, data.dataset, cfg, run, net, meta={'preset': p.name, **data.meta},
                       epoch_hook=data.epoch_hook, device=device)
     if resume: trainer.resume()
     return trainer.fit()
+
 
 # %% ../nbs/08_restorer.ipynb #994666ab
 def _l1_to_frames(y:torch.Tensor, real:torch.Tensor) -> torch.Tensor:
