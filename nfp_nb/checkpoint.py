@@ -14,7 +14,8 @@ import torch.nn as nn
 from safetensors import safe_open, SafetensorError
 from safetensors.torch import save_file
 from . import __version__
-from .core import CheckpointError, ConfigError, NFPError, atomic_path, check_writable, jsonable
+from .core import (CheckpointError, ConfigError, NFPError, atomic_path, atomic_write_bytes, check_writable, jsonable,
+                         remove_stale_temps)
 from .models import (GeneratorConfig, DiscriminatorConfig, build_generator, build_discriminator,
                            config_from_dict)
 
@@ -110,9 +111,12 @@ def _cpu_tensors(sd:dict, prefix:str, out:dict, seen:set):
         seen.add(t.untyped_storage().data_ptr())
         out[prefix + k] = t
 
-def _tmp_re(name:str):
-    "Temp files that `atomic_path` leaves when a writer of checkpoint `name` (or of `latest`) is killed."
-    return re.compile(rf"^\.({re.escape(name)}(-[0-9a-f]{{8}})?\.(safetensors|state\.pt|json)|{LATEST})\..*\.tmp$")
+def _nbytes(obj) -> int:
+    "Bytes of the tensors in `obj`: a tensor, or dicts, lists and tuples holding them."
+    if isinstance(obj, torch.Tensor): return obj.numel() * obj.element_size()
+    if isinstance(obj, dict): return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)): return sum(_nbytes(v) for v in obj)
+    return 0
 
 # %% ../nbs/06_checkpoint.ipynb #c3284d59
 def save_checkpoint(path:Path,                # stem, e.g. `runs/x/A/ep0010` (a `.json`/`.safetensors` suffix is dropped)
@@ -139,8 +143,7 @@ def save_checkpoint(path:Path,                # stem, e.g. `runs/x/A/ep0010` (a 
         _compare_state(parts['generator'], parts['ema'], 'the EMA state', 'ema')
     if resume_state is not None: check_weights_only(resume_state)
     uid = uuid.uuid4().hex
-    for f in folder.iterdir():                       # temp files a killed writer of this stem left behind
-        if _tmp_re(stem.name).match(f.name): f.unlink(missing_ok=True)
+    remove_stale_temps(folder)                       # temp files of killed writers (only of processes that have ended)
     old = _read_record_quiet(stem)
     old_files = {(old.get('weights') or {}).get('file'), (old.get('resume_state') or {}).get('file')} - {None} if old else set()
     def fresh(suffix):
@@ -149,35 +152,39 @@ def save_checkpoint(path:Path,                # stem, e.g. `runs/x/A/ep0010` (a 
 
     tensors, seen = {}, set()
     for part, sd in parts.items(): _cpu_tensors(sd, PREFIXES[part], tensors, seen)
-    wname = fresh('.safetensors')
-    with atomic_path(folder/wname) as tmp:
-        save_file(tensors, str(tmp), metadata={'kind': CHECKPOINT_KIND, 'format_version': str(FORMAT_VERSION),
-                                               'uid': uid, 'stem': stem.name})
-        wrec = {'file': wname, 'size': tmp.stat().st_size, 'sha256': _sha256_file(tmp),
-                'parts': {p: PREFIXES[p] for p in parts}, 'n_tensors': len(tensors)}
-    del tensors
-    srec = None
-    if resume_state is not None:
-        sname = fresh('.state.pt')
-        with atomic_path(folder/sname) as tmp:
-            torch.save(resume_state, tmp)
-            srec = {'file': sname, 'size': tmp.stat().st_size, 'sha256': _sha256_file(tmp)}
-    n_params = lambda m: sum(p.numel() for p in m.parameters())
-    record = {
-        'kind': CHECKPOINT_KIND, 'format_version': FORMAT_VERSION, 'uid': uid, 'name': stem.name,
-        'net': meta.get('net', folder.name), 'epoch': meta.get('epoch'), 'step': meta.get('step'),
-        'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-        'versions': {'nfp_nb': __version__, 'torch': torch.__version__.split('+')[0]},
-        'generator': {'class': type(G).__name__, 'config_class': type(gcfg).__name__,
-                      'config': dataclasses.asdict(gcfg), 'n_params': n_params(G)},
-        'discriminator': None if dcfg is None else {'class': type(D).__name__, 'config_class': type(dcfg).__name__,
-                                                    'config': dataclasses.asdict(dcfg), 'n_params': n_params(D)},
-        'ema': None if ema is None else {'decay': jsonable(getattr(ema, 'decay', None))},
-        'weights': wrec, 'resume_state': srec, 'meta': meta}
-    with atomic_path(_sibling(stem, '.json')) as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + '\n')
-    if update_latest:
-        with atomic_path(folder/LATEST) as tmp: tmp.write_text(stem.name + '\n')
+    wbytes, sbytes = sum(t.numel() * t.element_size() for t in tensors.values()), _nbytes(resume_state)
+    check_writable(folder, need=wbytes + sbytes)     # the whole checkpoint fits, or nothing is written
+    wname, srec, written = fresh('.safetensors'), None, []
+    try:
+        with atomic_path(folder/wname, need=wbytes) as tmp:
+            save_file(tensors, str(tmp), metadata={'kind': CHECKPOINT_KIND, 'format_version': str(FORMAT_VERSION),
+                                                   'uid': uid, 'stem': stem.name})
+            wrec = {'file': wname, 'size': tmp.stat().st_size, 'sha256': _sha256_file(tmp),
+                    'parts': {p: PREFIXES[p] for p in parts}, 'n_tensors': len(tensors)}
+        written.append(wname); del tensors
+        if resume_state is not None:
+            sname = fresh('.state.pt')
+            with atomic_path(folder/sname, need=sbytes) as tmp:
+                with open(tmp, 'wb') as f: torch.save(resume_state, f)   # through a file: a full disk's OSError stays visible
+                srec = {'file': sname, 'size': tmp.stat().st_size, 'sha256': _sha256_file(tmp)}
+            written.append(sname)
+        n_params = lambda m: sum(p.numel() for p in m.parameters())
+        record = {
+            'kind': CHECKPOINT_KIND, 'format_version': FORMAT_VERSION, 'uid': uid, 'name': stem.name,
+            'net': meta.get('net', folder.name), 'epoch': meta.get('epoch'), 'step': meta.get('step'),
+            'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'versions': {'nfp_nb': __version__, 'torch': torch.__version__.split('+')[0]},
+            'generator': {'class': type(G).__name__, 'config_class': type(gcfg).__name__,
+                          'config': dataclasses.asdict(gcfg), 'n_params': n_params(G)},
+            'discriminator': None if dcfg is None else {'class': type(D).__name__, 'config_class': type(dcfg).__name__,
+                                                        'config': dataclasses.asdict(dcfg), 'n_params': n_params(D)},
+            'ema': None if ema is None else {'decay': jsonable(getattr(ema, 'decay', None))},
+            'weights': wrec, 'resume_state': srec, 'meta': meta}
+        atomic_write_bytes(_sibling(stem, '.json'), (json.dumps(record, indent=1) + '\n').encode())
+    except BaseException:
+        for f in written: (folder/f).unlink(missing_ok=True)   # a failed save leaves none of its files; the old ones stay
+        raise
+    if update_latest: atomic_write_bytes(folder/LATEST, (stem.name + '\n').encode())
     _fsync_dir(folder)
     for f in old_files - {wname, srec and srec['file']}: (folder/f).unlink(missing_ok=True)
     return stem

@@ -1,5 +1,5 @@
 "Checkpoints: bit-exact round trips, strict loading, refused files, listing, and crash safety of the write order."
-import os, sys, io, json, time, signal, random, pickle, hashlib, shutil, subprocess, textwrap
+import os, sys, io, json, time, errno, signal, random, pickle, hashlib, shutil, subprocess, textwrap
 from pathlib import Path
 import numpy as np
 import pytest
@@ -470,3 +470,94 @@ def test_real_kill_9_while_saving(tmp_path):
     assert ck.step == step and step >= 1 and torch.equal(ck.resume_state['w'], torch.full((50000,), step))
     for t in ck.generator.values():
         if t.is_floating_point(): assert (t == step).all()
+
+
+# ---------------------------------------------------------------- a full disk; temp files of killed writers
+
+from nfp_nb import core
+from nfp_nb.core import CacheError
+from safetensors import SafetensorError
+
+
+def test_checkpoint_that_does_not_fit_is_refused_before_writing(tmp_path, monkeypatch):
+    "Less free space than the tensors need: one line naming the folder, the need and what is free; nothing written."
+    G = tiny_g(); folder = tmp_path/'A'
+    save_checkpoint(folder/'ep0001', G, resume_state=resume_state_for(G), meta={'epoch': 1})
+    before = sorted(os.listdir(folder))
+    monkeypatch.setattr(core, 'free_bytes', lambda f: 500)
+    with pytest.raises(CacheError) as e: save_checkpoint(folder/'ep0002', G, resume_state=resume_state_for(G), meta={'epoch': 2})
+    one_line(e, f"{folder}: not enough free space (it needs ", ", 500 B free)")
+    assert sorted(os.listdir(folder)) == before and resolve_checkpoint(folder).name == 'ep0001'
+
+
+@pytest.mark.parametrize('where', ['weights', 'resume_state', 'json'])
+def test_disk_full_during_save(tmp_path, monkeypatch, where):
+    "ENOSPC while writing the weights (a SafetensorError), the resume state (torch.save's RuntimeError) or the JSON:"
+    "one line naming the folder and the file, none of the save's files left, `latest` still the last good one."
+    G = tiny_g(); folder = tmp_path/'A'
+    save_checkpoint(folder/'ep0001', G, resume_state=resume_state_for(G), meta={'epoch': 1})
+    before = sorted(os.listdir(folder))
+    if where == 'weights':
+        def save_file(tensors, filename, metadata=None):
+            Path(filename).write_bytes(b'partial')
+            raise SafetensorError('Error while serializing: I/O error: No space left on device (os error 28)')
+        monkeypatch.setattr(ckmod, 'save_file', save_file)
+    elif where == 'resume_state':
+        def save(obj, f, *a, **k):
+            f.write(b'partial')
+            try: raise OSError(errno.ENOSPC, 'No space left on device')
+            except OSError: raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598')
+        monkeypatch.setattr(ckmod.torch, 'save', save)
+    else:
+        real = ckmod.atomic_write_bytes
+        def write(path, data):
+            if not str(path).endswith('.json'): return real(path, data)
+            with core.atomic_path(path, need=len(data)) as tmp:
+                tmp.write_bytes(data[:10]); raise OSError(errno.EDQUOT, 'Disk quota exceeded')
+        monkeypatch.setattr(ckmod, 'atomic_write_bytes', write)
+    with pytest.raises(CacheError) as e: save_checkpoint(folder/'ep0002', G, resume_state=resume_state_for(G), meta={'epoch': 2})
+    name = {'weights': 'ep0002.safetensors', 'resume_state': 'ep0002.state.pt', 'json': 'ep0002.json'}[where]
+    reason = 'the disk quota is used up' if where == 'json' else 'the disk is full'
+    one_line(e, f"{folder}: cannot write {name}: {reason} (it needs ", " free)")
+    assert sorted(os.listdir(folder)) == before
+    assert load_checkpoint(folder).path.name == 'ep0001'
+
+
+def _mount_tmpfs(path:Path, size:str) -> bool:
+    "Mount a small tmpfs at `path` (root on Linux only); False where that is not possible."
+    if not sys.platform.startswith('linux') or os.geteuid() != 0: return False
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)], capture_output=True).returncode == 0
+
+
+def test_real_full_disk(tmp_path, monkeypatch):
+    "On a real 1 MB disk: a checkpoint too big is refused up front, and, where the free space is not known, the failing"
+    "write itself ends in one line; either way the folder keeps exactly its last good checkpoint."
+    disk = tmp_path/'disk'
+    if not _mount_tmpfs(disk, '1m'): pytest.skip('cannot mount a tmpfs here (needs root on Linux)')
+    try:
+        folder = disk/'A'
+        save_checkpoint(folder/'ep0001', tiny_g(), meta={'epoch': 1})
+        big = tiny_g(ngf=32)                                      # about 2 MB of weights
+        with pytest.raises(CacheError) as e: save_checkpoint(folder/'ep0002', big, meta={'epoch': 2})
+        one_line(e, f"{folder}: not enough free space (it needs ")
+        monkeypatch.setattr(core, 'free_bytes', lambda f: None)   # a file system that does not say: the write fails
+        with pytest.raises(CacheError) as e: save_checkpoint(folder/'ep0002', big, meta={'epoch': 2})
+        one_line(e, f"{folder}: cannot write ep0002.safetensors: the disk is full (it needs ")
+        assert sorted(os.listdir(folder)) == ['ep0001.json', 'ep0001.safetensors', 'latest']
+        assert load_checkpoint(folder).path.name == 'ep0001'
+    finally:
+        subprocess.run(['umount', str(disk)], capture_output=True)
+
+
+def test_next_save_removes_temps_of_killed_writers_only(tmp_path):
+    "Temp files whose writer has ended go; a running writer's, and another machine's, stay."
+    G = tiny_g(); folder = tmp_path/'A'
+    save_checkpoint(folder/'ep0001', G)
+    ended = subprocess.Popen([sys.executable, '-c', '']); ended.wait()
+    dead = folder/f'.ep0002.safetensors.{core.HOST}-{ended.pid}.abcd1234.tmp'
+    live = folder/f'.ep0002.safetensors.{core.HOST}-{os.getppid()}.abcd1234.tmp'
+    elsewhere = folder/f'.ep0002.json.{core.HOST}x-{ended.pid}.abcd1234.tmp'
+    for f in (dead, live, elsewhere): f.write_bytes(b'half')
+    save_checkpoint(folder/'ep0002', G)
+    assert not dead.exists() and live.exists() and elsewhere.exists()
