@@ -3,18 +3,32 @@
 
 `nbdev_readme` renders the landing page with Quarto, which is not always installed. This script does
 the same job with nbdev's notebook processors and nbconvert's markdown exporter: hidden cells and
-directive comments are dropped, images in `nbs/` are re-pointed so they work from the repo root.
+directive comments are dropped, images in `nbs/` are re-pointed so they work from the repo root, and links to
+other notebooks point at their pages on the docs site (`doc_host` + `doc_baseurl` in settings.ini).
 
     python tools/make_readme.py          # write README.md
     python tools/make_readme.py --check  # exit 1 if README.md is out of date
 """
-import re, sys, copy
+import re, sys, copy, configparser
 from pathlib import Path
 import nbformat
 from nbconvert import MarkdownExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, not this file. -->\n\n"
+
+def docs_url() -> str:
+    "The docs site's address from settings.ini, ending in '/'."
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
+    d = cfg['DEFAULT']
+    return d['doc_host'].rstrip('/') + '/' + d['doc_baseurl'].strip('/') + '/'
+
+def _page_link(m) -> str:
+    "A relative link to a notebook → its page on the docs site; any other relative link → under nbs/."
+    target = m.group(1)
+    path, _, anchor = target.partition('#')
+    if path.endswith('.ipynb'): return f"]({docs_url()}{path[:-len('.ipynb')]}.html{'#' + anchor if anchor else ''})"
+    return f"](nbs/{target})"
 
 def _directives(src):
     return {m.group(1) for m in re.finditer(r'^#\|\s*([\w-]+)', src, re.M)}
@@ -35,7 +49,7 @@ def readme_markdown(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
     nb.cells = cells
     nb.metadata['language_info'] = {'name': 'python'}   # so code blocks are fenced as python
     body, _ = MarkdownExporter().from_notebook_node(nb)
-    body = re.sub(r'\]\((?!https?:|/|#)([^)]+)\)', lambda m: f'](nbs/{m.group(1)})', body)
+    body = re.sub(r'\]\((?!https?:|/|#)([^)]+)\)', _page_link, body)
     body = re.sub(r'src="(?!https?:|/|data:)([^"]+)"', lambda m: f'src="nbs/{m.group(1)}"', body)
     body = re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
     return HEADER + body
