@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, DataLoader
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
 from .core import (live_progress, CLIParser, SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
-                         atomic_write_json, atomic_path, file_fingerprint, hash_dict, cli_guard)
+                         atomic_write_json, atomic_path, file_fingerprint, hash_dict, cli_guard, run_lock)
 from .video import probe_video, iter_video, VideoInfo
 from .sample import iter_sample
 
@@ -187,12 +187,13 @@ def _cached(cls, run, key:str):
     return None
 
 def _build(cls, run, meta:dict, chunks, progress, what):
-    "Write the frames, then the sidecar naming them (last: a cache counts only once both are there)."
+    "Write the frames, then the sidecar naming them (last: a cache counts only once both are there); one writer at a time."
     j, path = Path(run)/'frames'/'frames.json', Path(run)/'frames'/'frames.npy'
-    _write_npy(path, chunks, tuple(meta['shape']), progress, what)
-    if j.exists(): j.unlink()
-    meta['npy'] = _npy_stamp(path)
-    atomic_write_json(j, meta)
+    with run_lock(path.parent, f"preparing frames from {what}"):   # a second writer is refused (`nfp_nb.core.run_lock`)
+        _write_npy(path, chunks, tuple(meta['shape']), progress, what)
+        if j.exists(): j.unlink()
+        meta['npy'] = _npy_stamp(path)
+        atomic_write_json(j, meta)
     return cls.load(run)
 
 def _prepare_clips(cls, sources, run, size, crop, max_frames, stride, progress, min_frames, params):
@@ -231,7 +232,7 @@ def _sample_chunks(n, W, H, seed, stride):
 def _write_npy(path:Path, chunks, shape, progress, what):
     "Append `chunks` to a temporary .npy of `shape`, then rename it to `path` (the previous file survives a failure)."
     try:
-        with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        with atomic_path(path, need=int(np.prod(shape)) + 128) as tmp, open(tmp, 'wb') as f:   # + the .npy header
             np.lib.format.write_array_header_1_0(f, {'descr': '|u1', 'fortran_order': False, 'shape': tuple(shape)})
             done = 0
             pb = progress_bar(range(shape[0]), leave=False) if live_progress(progress) else None
