@@ -16,7 +16,8 @@ from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar, IN_
 from fastcore.basics import patch
 from .core import (live_progress, NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
                          bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path,
-                         dataclass_flags, dataclass_overrides)
+                         dataclass_flags, dataclass_overrides, CacheError, RunLockError, run_lock, add_run_argument,
+                         check_writable, free_bytes, human_bytes)
 from .video import contact_sheet
 from .data import FrameStore, PairDataset, make_loader
 from .models import run_generator, build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig
@@ -26,8 +27,8 @@ from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, prune
 
 # %% auto #0
 __all__ = ['NETS', 'EMA', 'capture_rng_state', 'restore_rng_state', 'TrainConfig', 'lr_factor', 'ResumableSampler',
-           'preserve_rng', 'dist_env', 'init_distributed', 'Trainer', 'TrainData', 'build_dataset', 'pair_data',
-           'train_parser', 'train_config_from_args', 'network_configs', 'load_global', 'torchrun_command',
+           'preserve_rng', 'dist_env', 'init_distributed', 'dist_run_lock', 'Trainer', 'TrainData', 'build_dataset',
+           'pair_data', 'train_parser', 'train_config_from_args', 'network_configs', 'load_global', 'torchrun_command',
            'run_training', 'train_main']
 
 # %% ../nbs/07_train.ipynb #e00e0495
@@ -179,6 +180,25 @@ def init_distributed(device=None) -> torch.device:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return dev
+
+# %% ../nbs/07_train.ipynb #d8ff575d
+@contextlib.contextmanager
+def dist_run_lock(folder:Path, # the folder this launch writes, e.g. `runs/x/A`
+                  what:str,    # what it does, for the message a second writer gets
+                 ):
+    "`run_lock` for all processes of a torchrun launch: rank 0 takes it; if it cannot, every rank raises its error."
+    rank, world, _ = dist_env()
+    if world == 1 or not dist.is_initialized():
+        with (run_lock(folder, what) if rank == 0 else contextlib.nullcontext()) as info: yield info
+        return
+    with contextlib.ExitStack() as stack:
+        box = [None]
+        if rank == 0:
+            try: box[0] = stack.enter_context(run_lock(folder, what))
+            except CacheError as e: box[0] = e           # refused (or not writable): tell the other ranks before raising
+        dist.broadcast_object_list(box, src=0)
+        if isinstance(box[0], Exception): raise box[0]
+        yield box[0]
 
 # %% ../nbs/07_train.ipynb #c1221f86
 def _nested(preds, fn): return [[fn(f) for f in scale] for scale in preds]
@@ -432,6 +452,34 @@ def resume(self:Trainer, path=None) -> Trainer:
     self.last_checkpoint, self._saved_step = ck.path, self.step
     return self
 
+# %% ../nbs/07_train.ipynb #5daabe91
+@patch
+def checkpoint_bytes(self:Trainer) -> int:
+    "Bytes of one checkpoint: weights of G, D (and the EMA copy), and Adam's two moments of every parameter."
+    size = lambda m: sum(t.numel() * t.element_size() for t in m.state_dict().values())
+    moments = lambda m: 2 * sum(p.numel() * p.element_size() for p in m.parameters())
+    return size(self.G) + size(self.D) + (size(self.G) if self.ema is not None else 0) + moments(self.G) + moments(self.D)
+
+@patch
+def planned_checkpoints(self:Trainer) -> int:
+    "How many checkpoints the rest of the run leaves on disk at once: all it writes, or `keep` + 1 while pruning."
+    cfg, end = self.cfg, self.n_epochs
+    n = sum(1 for e in range(self.epoch + 1, end + 1) if (cfg.save_every and e % cfg.save_every == 0) or e == end)
+    if cfg.save_every_steps: n += self.total_steps // cfg.save_every_steps - self.step // cfg.save_every_steps
+    return min(n, cfg.keep + 1) if cfg.keep else n
+
+@patch
+def check_disk(self:Trainer) -> str|None: # the warning, when one was printed
+    "Warn (rank 0) when the disk holding the network folder cannot hold the checkpoints the rest of the run writes."
+    if not self.is_main: return None
+    folder = check_writable(self.run / self.net)
+    n, one, free = self.planned_checkpoints(), self.checkpoint_bytes(), free_bytes(folder)
+    if free is None or n * one <= free: return None
+    msg = (f"warning: {folder}: the rest of this run writes {n} checkpoint(s) of {human_bytes(one)}, {human_bytes(n * one)} "
+           f"in all, but {human_bytes(free)} is free; make room, or keep fewer (--keep N)")
+    print(msg, file=sys.stderr)
+    return msg
+
 # %% ../nbs/07_train.ipynb #17e8c8e9
 @patch
 def _prepare_samples(self:Trainer):
@@ -580,6 +628,12 @@ def fit(self:Trainer, until:int=None, # stop (with a checkpoint) after this many
         show:bool=True,                 # progress bars, loss plot, grid display, epoch lines (files are written anyway)
        ) -> Trainer:
     "Train to the end of the schedule: progress bars, loss plot, sample grids, checkpoints, NaN guard, Ctrl-C."
+    with dist_run_lock(self.run / self.net, f"training {self.net}"):   # one writer per network folder
+        self.check_disk()
+        return self._fit(until, show)
+
+@patch
+def _fit(self:Trainer, until:int=None, show:bool=True) -> Trainer:
     cfg = self.cfg
     end = self.n_epochs if until is None else min(until, self.n_epochs)
     if self.step == 0 and self._pending_rng is None: seed_everything(cfg.seed + self.rank)
@@ -670,7 +724,7 @@ def pair_data(store, args, device=None) -> TrainData:
 def train_parser() -> argparse.ArgumentParser:
     "The `nfp_train` argument parser."
     p = CLIParser(prog='nfp_train', description="Train network A (next-frame predictor) or B (restorer) on a run's frames.")
-    p.add_argument('--run', required=True, help="run folder holding the frames nfp_prep made (RUN/frames)")
+    add_run_argument(p, "run folder holding the frames nfp_prep made (RUN/frames); checkpoints go to RUN/NET/")
     p.add_argument('--net', default='A', choices=NETS, help="network to train: A (predictor) or B (restorer)")
     p.add_argument('--preset', help="tiny, small or default (default: the checkpoint's when resuming, else small)")
     g = p.add_mutually_exclusive_group()
@@ -711,8 +765,9 @@ def train_parser() -> argparse.ArgumentParser:
                    "one-step fidelity is measured on them (default: on training pairs)")
     b = p.add_argument_group('network B (the restorer)')
     b.add_argument('--predictor', help="A checkpoint B is trained against (default RUN/A/latest)")
-    b.add_argument('--n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
-    b.add_argument('--m', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: target frame t+m, m in MIN..MAX")
+    # --n-range/--m-range: the spellings torchrun lets through (it takes --n and --m for abbreviations of its own options)
+    b.add_argument('--n', '--n-range', dest='n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
+    b.add_argument('--m', '--m-range', dest='m', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: target frame t+m, m in MIN..MAX")
     b.add_argument('--prerender', action=argparse.BooleanOptionalAction, default=None,
                    help="B: pre-render A's outputs once into a cache (default: when that costs fewer A forwards than running A "
                         "per batch and the cache fits in half the free disk; --no-prerender: always per batch)")
@@ -834,40 +889,44 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
     args = parser.parse_args(argv)
     run, net = Path(args.run), args.net
     _check_launch(args); _check_frames(run)
+    what = f"nfp_train --net {net}"
     if args.nproc_per_node and 'LOCAL_RANK' not in os.environ:      # launch the processes, then wait for them
-        import subprocess
-        code = subprocess.call(torchrun_command(argv, args))
+        import subprocess, uuid
+        launch = uuid.uuid4().hex                                     # they share the lock held here (`run_lock`)
+        with run_lock(run / net, what, launch=launch):
+            code = subprocess.call(torchrun_command(argv, args), env={**os.environ, 'NFP_LAUNCH': launch})
         if code: raise TrainingError(f"torchrun with {args.nproc_per_node} process(es) per node ended with status {code} (see above)")
         return None
     rank, world, _ = dist_env()
     device = init_distributed(args.device)
     try:
-        saved = _saved_run(run, net) if args.resume else None
-        if args.resume and saved is None: raise CheckpointError(f"--resume: no checkpoint in {run / net} to resume from")
-        smeta = saved.meta if saved is not None else {}
-        preset = get_preset(args.preset or smeta.get('preset') or _predictor_preset(args, run, net) or 'small')
-        cfg = train_config_from_args(args, preset, smeta.get('train'), flags=parser.config_flags['train'])
-        gcfg, dcfg = network_configs(args, parser.config_flags, preset, saved)
-        if args.crop_size is not None and net != 'A': raise ConfigError("--crop-size: random crops train A only")
-        if args.holdout and net != 'A': raise ConfigError("--holdout: held-back frames are A's (B's fidelity is measured by the benchmark)")
-        args.seed, args.train_config = cfg.seed, cfg   # resolved, for the dataset builder
-        if args.skip is None: args.skip = list(smeta.get('skip') or preset.skip)
-        args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
-        seed_everything(cfg.seed)
-        store = FrameStore.load(run)
-        data = build_dataset(store, net, args, device)
-        G, D = build_generator(gcfg), build_discriminator(dcfg)
-        if args.load_global and not args.resume: load_global(G, args.load_global)
-        if data.init is not None and not args.resume: data.init(G)
-        trainer = Trainer(G, D, data.dataset, cfg, run, net, fidelity_data=data.heldout, meta={'preset': preset.name, **data.meta, **({'load_global': str(args.load_global)} if args.load_global else {})},
-                          epoch_hook=data.epoch_hook, device=device)
-        if args.resume: trainer.resume()
-        if trainer.step >= trainer.total_steps:
-            if rank == 0: print(f"nfp_train: {run / net} already finished its {trainer.n_epochs} epochs; ask for more with --epochs")
+        with dist_run_lock(run / net, what):                          # before B's data (its cache lives in RUN/B)
+            saved = _saved_run(run, net) if args.resume else None
+            if args.resume and saved is None: raise CheckpointError(f"--resume: no checkpoint in {run / net} to resume from")
+            smeta = saved.meta if saved is not None else {}
+            preset = get_preset(args.preset or smeta.get('preset') or _predictor_preset(args, run, net) or 'small')
+            cfg = train_config_from_args(args, preset, smeta.get('train'), flags=parser.config_flags['train'])
+            gcfg, dcfg = network_configs(args, parser.config_flags, preset, saved)
+            if args.crop_size is not None and net != 'A': raise ConfigError("--crop-size: random crops train A only")
+            if args.holdout and net != 'A': raise ConfigError("--holdout: held-back frames are A's (B's fidelity is measured by the benchmark)")
+            args.seed, args.train_config = cfg.seed, cfg   # resolved, for the dataset builder
+            if args.skip is None: args.skip = list(smeta.get('skip') or preset.skip)
+            args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
+            seed_everything(cfg.seed)
+            store = FrameStore.load(run)
+            data = build_dataset(store, net, args, device)
+            G, D = build_generator(gcfg), build_discriminator(dcfg)
+            if args.load_global and not args.resume: load_global(G, args.load_global)
+            if data.init is not None and not args.resume: data.init(G)
+            trainer = Trainer(G, D, data.dataset, cfg, run, net, fidelity_data=data.heldout, meta={'preset': preset.name, **data.meta, **({'load_global': str(args.load_global)} if args.load_global else {})},
+                              epoch_hook=data.epoch_hook, device=device)
+            if args.resume: trainer.resume()
+            if trainer.step >= trainer.total_steps:
+                if rank == 0: print(f"nfp_train: {run / net} already finished its {trainer.n_epochs} epochs; ask for more with --epochs")
+                return trainer
+            trainer.fit(show=not args.quiet)
+            if rank == 0 and not args.quiet: print(f"nfp_train: done, {trainer.step} steps; checkpoint {trainer.last_checkpoint}")
             return trainer
-        trainer.fit(show=not args.quiet)
-        if rank == 0 and not args.quiet: print(f"nfp_train: done, {trainer.step} steps; checkpoint {trainer.last_checkpoint}")
-        return trainer
     finally:
         if world > 1 and dist.is_initialized(): dist.destroy_process_group()
 

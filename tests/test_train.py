@@ -101,7 +101,8 @@ DRIVER = textwrap.dedent('''
     def dying_save(obj, f, *a, **k):              # the resume state is the 2nd file of a checkpoint
         n['saves'] += 1
         if n['saves'] == 2:
-            with open(f, 'wb') as fh: fh.write(b'half a checkpoint'); fh.flush(); os.fsync(fh.fileno())
+            fh = f if hasattr(f, 'write') else open(f, 'wb')      # (save_checkpoint hands torch.save an open file)
+            fh.write(b'half a checkpoint'); fh.flush(); os.fsync(fh.fileno())
             os.kill(os.getpid(), signal.SIGKILL)
         return real_save(obj, f, *a, **k)
     torch.save = dying_save
@@ -319,3 +320,66 @@ def test_holdout_keeps_frames_out_of_training_and_measures_fidelity_on_them(tmp_
     assert tr.fidelity[-1]['heldout'] and load_checkpoint(run/'A'/'latest').meta['holdout'] == 6
     code, _ = cli('--run', run, '--steps', '2', *TINY, '--holdout', '23')
     assert code == 2 and '--holdout 23' in capsys.readouterr().err
+
+# --- issue 24: the natural torchrun line, a full disk ---------------------------------------------------------
+BIN = Path(sys.executable).parent
+
+def test_every_option_has_a_spelling_torchrun_lets_through():
+    "torchrun reads the options after the script's name as well: each of nfp_train's needs one spelling it does not claim."
+    from torch.distributed.run import get_args_parser
+    tr = get_args_parser()
+    def passes(opt):
+        try: tr.parse_args(['nfp_train', opt]); return True
+        except SystemExit: return False
+    actions = train_mod.train_parser()._actions
+    positional = {a.dest for a in actions if not a.option_strings}          # RUN: its --run alias may be blocked
+    with contextlib.redirect_stderr(io.StringIO()):
+        blocked = [a.option_strings for a in actions if a.option_strings and a.dest not in positional
+                   and not any(passes(o) for o in a.option_strings)]
+    assert blocked == [], blocked
+    assert not passes('--run')                                               # (why RUN comes first under torchrun)
+    args = train_mod.train_parser().parse_args(['R', '--net', 'B', '--n-range', '1', '3', '--m-range', '2', '4'])
+    assert (args.run, args.n, args.m) == ('R', [1, 3], [2, 4])
+
+@pytest.mark.skipif(not (BIN/'torchrun').exists() or not (BIN/'nfp_train').exists(), reason='needs the torchrun and nfp_train scripts')
+def test_natural_torchrun_line(tmp_path):
+    "`torchrun --nproc_per_node=2 $(which nfp_train) RUN --net A ...` trains in two processes (gloo), rank 0 writes."
+    run = tmp_path/'run'; prep(run)
+    cmd = [str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', str(BIN/'nfp_train'), str(run), '--net', 'A',
+           '--steps', '3', *TINY, '--quiet']
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
+    ck = load_checkpoint(run/'A'/'latest')
+    assert ck.step == 3 and ck.meta['world_size'] == 2
+    assert not (run/'A'/'.nfp.lock').exists()                       # released at the end
+
+def test_disk_full_during_training_is_one_line(tmp_path, monkeypatch, capsys):
+    "The 2nd checkpoint hits a full disk: exit 2, one line naming the folder and the sizes; `latest` stays the 1st, no temp left."
+    from safetensors import SafetensorError
+    import nfp_nb.checkpoint as ckmod
+    run = tmp_path/'run'; prep(run)
+    real, calls = ckmod.save_file, []
+    def save_file(tensors, filename, metadata=None):
+        calls.append(filename)
+        if len(calls) == 2: raise SafetensorError('Error while serializing: I/O error: No space left on device (os error 28)')
+        return real(tensors, filename, metadata=metadata)
+    monkeypatch.setattr(ckmod, 'save_file', save_file)
+    code, _ = cli(run, '--epochs', '3', *TINY)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1, err
+    assert f"nfp_train: error: {run/'A'}: cannot write ep0002.safetensors: the disk is full (it needs " in err and ' free)' in err
+    assert load_checkpoint(run/'A'/'latest').path.name == 'ep0001'
+    assert not [f for f in os.listdir(run/'A') if f.startswith('.')]     # no temp file, and the lock released
+
+def test_warning_when_the_checkpoints_will_not_fit(tmp_path, monkeypatch, capsys):
+    "At the start, the checkpoints the run will write are compared with the free space; too little: a warning, training goes on."
+    run = tmp_path/'run'; prep(run)
+    monkeypatch.setattr(train_mod, 'free_bytes', lambda folder: 200_000)
+    code, tr = cli(run, '--epochs', '3', *TINY, '--quiet')
+    err = capsys.readouterr().err
+    assert code == 0 and tr.step > 0, err
+    one = tr.checkpoint_bytes()
+    assert f"warning: {run/'A'}: the rest of this run writes 3 checkpoint(s) of {train_mod.human_bytes(one)}" in err, err
+    assert 'keep fewer (--keep N)' in err and 3 * one > 200_000
+    code, tr = cli(run, '--epochs', '3', *TINY, '--quiet', '--resume')      # nothing left to write: no warning
+    assert 'warning' not in capsys.readouterr().err
