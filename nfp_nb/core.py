@@ -289,8 +289,7 @@ def _acquire(lf:Path, what:str, launch:str|None):
     me = dict(pid=os.getpid(), host=HOST, since=time.strftime('%Y-%m-%d %H:%M:%S'), what=what, launch=launch)
     for attempt in range(40):
         fd = os.open(lf, os.O_RDWR | os.O_CREAT, 0o644)
-        locked, old = _try_lock(fd), None
-        old = _read_fd(fd)
+        locked, old = _try_lock(fd), _read_fd(fd)       # lock first, then read who (else) holds it
         ended = not old or old.get('pid') == os.getpid() or not process_alive(int(old.get('pid', 0)), old.get('host'))
         if locked is False or not ended:               # held (the kernel says so), or named by a live process
             os.close(fd)
