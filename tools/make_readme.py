@@ -27,7 +27,10 @@ def _page_link(m) -> str:
     "A relative link to a notebook → its page on the docs site; any other relative link → under nbs/."
     target = m.group(1)
     path, _, anchor = target.partition('#')
-    if path.endswith('.ipynb'): return f"]({docs_url()}{path[:-len('.ipynb')]}.html{'#' + anchor if anchor else ''})"
+    if path.endswith('.ipynb'):   # nbdev names the page as nbdev.doclinks._nbpath2html does: '01_walkthrough' → 'walkthrough'
+        folder, _, name = path.rpartition('/')
+        page = re.sub(r'^\d+[a-zA-Z0-9]*_', '', name.lower())[:-len('.ipynb')] + '.html'
+        return f"]({docs_url()}{folder + '/' if folder else ''}{page}{'#' + anchor if anchor else ''})"
     return f"](nbs/{target})"
 
 def _directives(src):
