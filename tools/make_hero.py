@@ -2,6 +2,7 @@
 
     python tools/make_hero.py RUN --out nbs/images/hero.gif     # RUN holds frames/, A/ and B/ (nfp_demo's OUT/run)
     python tools/make_hero.py RUN --out x.gif --steps 96 --tile 256
+    python tools/make_hero.py RUN --sheet nbs/images/how_it_works_steps.png   # also How it works' picture of single steps
 
 The A+B schedule is the one chosen for the run, read from `RUN/loop.json` (key "schedule", e.g. 'AAAB', '[AB]'
 or '[AB@0.5]'); without that file it is 'AAAB'. The three panels are labelled "source", "A alone" and
@@ -71,6 +72,16 @@ def save_gif(frames:list, path:Path, ms:int=120, colors:int=64) -> int:
     return len(buf.getvalue())
 
 
+def save_steps_sheet(store, run:Path, path:Path, t:int, ns=(1, 5, 10), tile:int=192, colors:int=128):
+    "How it works' picture: frame t, A applied 1, 5 and 10 times, B on each, and the real frames that far ahead (a small PNG)."
+    from PIL import Image
+    from nfp_nb.restorer import restorer_sheet
+    im = restorer_sheet(store, run/'A', run/'B', t=t, ns=ns, width=tile * (len(ns) + 1)).convert('RGB')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+    return path.stat().st_size
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('run', type=Path, help='run folder with frames/, A/ and B/ (nfp_demo writes OUT/run)')
@@ -83,6 +94,7 @@ def main(argv=None) -> int:
     p.add_argument('--colors', type=int, default=64, help='palette size')
     p.add_argument('--max-kb', type=int, default=3000, help='drop frames until the GIF is at most this size')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--sheet', type=Path, default=None, help="also write the single-step picture of How it works (a PNG)")
     a = p.parse_args(argv)
     for d in ('frames', 'A', 'B'):
         if not (a.run/d).exists(): p.error(f"{a.run/d} is missing: RUN must hold frames/, A/ and B/ (nfp_demo --out OUT makes OUT/run)")
@@ -105,6 +117,9 @@ def main(argv=None) -> int:
         size = save_gif(frames, a.out, ms=a.ms * every // a.every, colors=a.colors)
         if size <= a.max_kb * 1000 or len(frames) <= 12: break
         every += 1
+    if a.sheet:
+        n = save_steps_sheet(store, a.run, a.sheet, start)
+        print(f"wrote {a.sheet} ({n / 1e3:.0f} kB; frame {start}, A 1/5/10 times, B on each, the real frames ahead)")
     print(f"wrote {a.out} ({size / 1e3:.0f} kB, {len(frames)} frames of {frames[0].width}x{frames[0].height}, "
           f"every {every} of {a.steps} steps from frame {start}; A+B schedule {schedule})")
     return 0
