@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     labels = ['source', 'A alone', f'A+B ({schedule})']
     every = a.every
     while True:
-        sel = slice(0, None, every)
+        sel = slice(every, None, every)                              # from step `every`: a still of frame 0 would show three equal panels
         frames = hero_frames(source[sel], [r[sel] for r in rolls], labels, tile=a.tile)
         size = save_gif(frames, a.out, ms=a.ms * every // a.every, colors=a.colors)
         if size <= a.max_kb * 1000 or len(frames) <= 12: break
