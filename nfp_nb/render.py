@@ -18,6 +18,7 @@ from .core import (NFPError, ConfigError, ScheduleError, SourceError, CacheError
 from .video import VideoWriter, X264_PRESETS
 from .data import parse_size, check_size
 from .metrics import SourceStats, DriftMeter, summarize_drift
+from .loops import run_loop
 from .rollout import (DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, blend_checkpoints, motion_at,
                             _fmt, _load_net, _target_hw)
 
@@ -216,7 +217,7 @@ _MOTION = ('zoom', 'rotate', 'pan', 'center', 'keyframes')   # the motion settin
 class RenderConfig:
     "What decides a rendered rollout besides its inputs (run, checkpoints, start) and outputs; `nfp_rollout`'s flags are made from it."
     steps: int                       # rollout steps (the video has steps+1 frames)
-    schedule: str|None = None        # network per step, repeated: 'A', 'AAAB', ...; '[AB]': every frame B(A(x)) (None: AAAB with a B, else A)
+    schedule: str|None = None        # network per step, repeated: 'A', 'AAAB', '[AB]' (every frame B(A(x))), '[AB@0.5]' (B at half strength) (None: the loop the run chose, see nfp_loop; else DEFAULT_SCHEDULE with a B, A without)
     seed: int = 0                    # seed of noise starts, injected noise and every RNG
     inject: float = 0.0              # per-step input noise std ([-1,1] units)
     blend: float = 1.0               # mix of B's output with its input (1 = B's output)
@@ -422,7 +423,11 @@ def render_run(out,                    # output .mp4 (a batch of K writes stem-0
     pa = A or Path(run) / 'A'
     pb = B or (Path(run) / 'B' if run is not None and (Path(run) / 'B').is_dir() else None)
     names = ['A'] + (['B'] if pb is not None else [])
-    sched = cfg.schedule or (DEFAULT_SCHEDULE if pb is not None else 'A')
+    if cfg.schedule or pb is None: sched = cfg.schedule or 'A'
+    else:                                         # the loop this run chose for itself (nfp_loop), while it is current
+        chosen, why = run_loop(run) if run is not None and A is None and B is None else (None, 'checkpoints given by path')
+        sched = chosen or DEFAULT_SCHEDULE
+        note(f"schedule {sched}: the loop this run chose (loop.json)" if chosen else f"schedule {sched} ({why})")
     schedule = parse_schedule(sched, names)
     if cfg.on_collapse not in (None, 'noise') and cfg.on_collapse not in names:
         raise ScheduleError(f"--on-collapse {cfg.on_collapse}: expected 'noise' or a network among {_fmt(names)}")
@@ -492,6 +497,7 @@ def render_run(out,                    # output .mp4 (a batch of K writes stem-0
         from nfp_nb.checkpoint import checkpoint_fingerprint
         ckpts = {k: v for k, v in (('A', pa), ('A2', A2), ('B', pb)) if v is not None}
         kept = replace(cfg, keyframes=motion) if isinstance(cfg.keyframes, (str, Path)) else cfg   # the keyframes themselves, not a file
+        kept = replace(kept, schedule=sched)            # the schedule used, even when the run chose it: --like renders the same
         atomic_write_json(metrics, {
             'schedule': sched, 'steps': cfg.steps,
             'nets': {k: str(v) for k, v in ckpts.items()},
