@@ -166,8 +166,8 @@ def prepare(cls:FrameStore, source:Path=None, # video file or image folder, a li
     meta = dict(version=CACHE_VERSION, key=key, source=src_fp, params=params, fps=fps, shape=[n, H, W, 3],
                 source_frames=n_src, created=time.strftime('%Y-%m-%d %H:%M:%S'))
     if source is None: chunks = _sample_chunks(n, W, H, seed, stride)
-    else: chunks = (resize_frames(c, box, (H, W)) for c in iter_video(source, chunk=_chunk_for(info.height, info.width),
-                                                                       stride=stride, max_frames=max_frames))
+    else: chunks = _resized(iter_video(source, chunk=_chunk_for(info.height, info.width), stride=stride, max_frames=max_frames),
+                            box, (H, W))
     return _build(cls, run, meta, chunks, progress, what)
 
 def _check_count(what, n:int, min_frames:int) -> int:
@@ -212,13 +212,18 @@ def _prepare_clips(cls, sources, run, size, crop, max_frames, stride, progress, 
         warnings.warn(f"the clips' frame rates differ ({', '.join(f'{i.fps:g}' for i in infos)}); the run keeps {infos[0].fps:g}")
     def chunks():
         for i, b in zip(infos, boxes):
-            for c in iter_video(i.path, chunk=_chunk_for(i.height, i.width), stride=stride, max_frames=max_frames):
-                yield resize_frames(c, b, (H, W))
+            yield from _resized(iter_video(i.path, chunk=_chunk_for(i.height, i.width), stride=stride, max_frames=max_frames), b, (H, W))
     n = int(ends[-1])
     meta = dict(version=CACHE_VERSION, key=key, source=prints, params=params, fps=fps,
                 shape=[n, H, W, 3], source_frames=sum(i.n_frames for i in infos), clips=clips,
                 created=time.strftime('%Y-%m-%d %H:%M:%S'))
     return _build(cls, run, meta, chunks(), progress, ', '.join(str(i.path) for i in infos))
+
+def _resized(chunks, box, out):
+    "Resize each decoded chunk and let go of it before the next is decoded: one decoded chunk in memory, not two."
+    for c in chunks:
+        c = resize_frames(c, box, out)
+        yield c
 
 def _npy_stamp(path):
     st = Path(path).stat(); return [st.st_size, st.st_mtime_ns]
@@ -240,6 +245,7 @@ def _write_npy(path:Path, chunks, shape, progress, what):
             for c in chunks:
                 c = c[:shape[0] - done]
                 f.write(memoryview(np.ascontiguousarray(c)).cast('B')); done += len(c)   # no bytes copy per chunk
+                del c                                # not held while the next chunk is decoded
                 if pb is not None: pb.update(done)
                 if done >= shape[0]: break
             if done != shape[0]: raise SourceError(f"{what}: expected {shape[0]} frames, decoded only {done}")

@@ -153,3 +153,33 @@ def test_several_clips_in_one_run(tmp_path, capfd):
     check_cli(capfd, [str(a), str(b), '--size', '32', '--quiet'], '--run')              # several sources need a named run
     check_cli(capfd, [str(a), str(tmp_path/'missing.mp4'), '--run', str(tmp_path/'r2'), '--quiet'], 'missing.mp4')
     assert no_cache_left(tmp_path/'r2')
+
+PEAK = """
+import sys
+from nfp_nb.data import FrameStore
+FrameStore.prepare(sys.argv[1], run=sys.argv[2], size=int(sys.argv[3]), progress=False)
+# VmHWM, the kernel's peak resident set of this process. resource.getrusage's ru_maxrss would not do: Linux carries
+# it across fork and exec, so a child reports its parent's peak (here pytest's) whenever that is the larger.
+print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')][0] / 1024)
+"""
+
+def gradient_clip(path, n, h=360, w=640):
+    "`n` frames of colour gradients that move every frame, as H.264 (x264 through PyAV): each frame costs a real decode."
+    y, x = np.mgrid[:h, :w]
+    base = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.uint8)
+    step = np.array([4, 3, 251], np.int64)                   # per frame: +4, +3, -5 levels, wrapping around
+    return write_video(path, (base + ((t * step) % 256).astype(np.uint8) for t in range(n)), fps=30, crf=20)
+
+def test_prepare_peak_memory_is_flat_in_clip_length(tmp_path):
+    """A fresh process preparing 4x the frames peaks no higher than 1.1x: nothing is held per frame.
+    The 720p version (150 and 600 frames) is bench/bench_data.py --rss-only; here 360x640 frames at size 352, so that
+    anything kept per frame, an output frame (0.66 MB) or more, would show as 1.5x or more."""
+    peak = {}
+    for n in (100, 400):
+        src = gradient_clip(tmp_path/f'grad{n}.mp4', n)
+        r = subprocess.run([sys.executable, '-c', PEAK, str(src), str(tmp_path/f'run{n}'), '352'],
+                           capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': str(ROOT)}, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert FrameStore.load(tmp_path/f'run{n}').frames.shape == (n, 352, 624, 3)
+        peak[n] = float(r.stdout.split()[-1])
+    assert peak[400] <= 1.1 * peak[100], f"peak {peak[100]:.0f} MiB for 100 frames, {peak[400]:.0f} MiB for 400"
