@@ -146,7 +146,7 @@ def package_defaults() -> dict:
     from nfp_nb import rollout as ro
     from nfp_nb.train import TrainConfig
     p = get_preset('small')
-    return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm')),
+    return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm') or (1, 10)),   # m=None: targets ahead (bench_loops)
                 lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual, warp=p.generator.warp,
                 skip=list(p.skip), pushforward=p.pushforward, unroll=p.unroll, input_noise=p.input_noise, schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
                 upsample=p.generator.upsample, b_upsample=p.generator.upsample, b_init=_default(train_restorer, 'init'),

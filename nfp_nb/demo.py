@@ -15,8 +15,10 @@ from .models import get_preset
 from .checkpoint import load_generator, load_checkpoint
 from .train import run_training
 from .metrics import SourceStats, summarize_drift, plot_drift, source_spread, quality_bar, one_step_fidelity
-from .rollout import DEFAULT_SCHEDULE
+from .restorer import DEFAULT_AHEAD
+from .loops import CANDIDATES, choose_loop
 from .render import render_video
+
 
 # %% auto #0
 __all__ = ['DEMO_PLANS', 'DemoPlan', 'run_demo', 'demo_parser', 'demo_main']
@@ -32,23 +34,39 @@ class DemoPlan:
     steps_a: int = 1200     # optimizer steps for A
     steps_b: int = 600      # optimizer steps for B (A+B: the quality benchmark's budget of 1800)
     n: tuple = (1, 10)      # B: A applied n times
-    m: tuple = (1, 10)      # B: target t+m
-    schedule: str = DEFAULT_SCHEDULE  # the A+B rollout schedule
+    ahead: tuple = DEFAULT_AHEAD # B: target n + ahead frames after the start, never behind what A shows
+    candidates: tuple = CANDIDATES # loop settings the run chooses from (`nfp_nb.loops`)
+    choose_steps: int = 120 # steps of each candidate's rollouts
+    choose_starts: int = 3  # start frames of each candidate
     rollout_steps: int = 240 # frames of each rollout after the start
     fps: int = 24           # of the written videos
 
 DEMO_PLANS = {
-    'tiny':  DemoPlan('tiny', size=64, frames=120, steps_a=300, steps_b=300, rollout_steps=120),
+    'tiny':  DemoPlan('tiny', size=64, frames=120, steps_a=300, steps_b=300, rollout_steps=120, choose_steps=60, choose_starts=2),
     'small': DemoPlan('small'),
 }
 
+
 # %% ../nbs/14_demo.ipynb #17f5f62a
-def _sheet(frames:np.ndarray, picks, path:Path, width:int=768):
-    "Contact sheet of `frames[picks]`, labelled with the step numbers, written atomically as PNG."
-    picks = [p for p in picks if p < len(frames)]
-    img = contact_sheet(frames[picks], ncols=len(picks), width=width, labels=[f"step {p}" for p in picks])
+def _sheet(frames:np.ndarray, picks, path:Path, width:int=864):
+    """Contact sheet, written atomically as PNG: a row of `frames[picks]`, then a row of six consecutive frames from
+    the end, so a loop that holds still (the rows repeat) or jolts (one frame of the second row jumps) shows."""
+    n = len(frames) - 1
+    picks = [p for p in picks if p <= n][:6]
+    run = list(range(max(0, n - 5), n + 1))
+    img = contact_sheet(frames[picks + run], ncols=len(picks), width=width,
+                        labels=[f"step {p}" for p in picks] + [f"step {p}" for p in run])
     with atomic_path(path) as tmp: img.save(tmp, format='PNG')
     return path
+
+def _bar_line(bar:dict) -> str:
+    "The bar's numbers in one line."
+    ok = lambda c: 'ok' if bar['checks'][c] else 'missed'
+    rm = bar['excess_removed']
+    a = (f"(a) texture {bar['texture_ratio']:.2f}× A alone's" + (f", {rm:.0%} of its excess removed" if rm == rm else '')
+         + f" ({ok('a')}); ")
+    return (a + f"(b) {bar['texture_vs_spread']:.2f}× the source's spread ({ok('b')}); (c) travel {bar['travel24']:.2f}× "
+            f"({ok('travel')}), steadiness {bar['steadiness']:.2f}× ({ok('steadiness')}), sharpness {bar['sharpness']:.2f}× ({ok('sharpness')})")
 
 def run_demo(out='nfp_demo',        # output folder (created)
              video=None,            # video file or image folder; None: the built-in sample video
@@ -59,7 +77,7 @@ def run_demo(out='nfp_demo',        # output folder (created)
              quiet:bool=False,      # no progress output
              ema:float=0.0,         # EMA decay of A and B in training; > 0: the rollouts use the EMA weights
             ) -> dict:              # the summary written to OUT/summary.json
-    "Prepare a video, train A and B, render an A-only and an A+B rollout, and compare their drift."
+    "Prepare a video, train A and B, choose the run's loop, render A alone and the chosen loop, and compare them."
     if preset not in DEMO_PLANS: raise ConfigError(f"--preset {preset!r}: choose one of {', '.join(DEMO_PLANS)}")
     plan = plan or DEMO_PLANS[preset]
     out = check_writable(Path(out)); run = out/'run'
@@ -69,51 +87,59 @@ def run_demo(out='nfp_demo',        # output folder (created)
     store = FrameStore.prepare(video, run=run, size=plan.size, max_frames=plan.frames if video is None else None,
                                progress=not quiet)
     say(f"frames ready: {len(store)} × {store.size[0]}×{store.size[1]}")
-    common = (['--run', str(run), '--preset', plan.preset, '--seed', str(seed), '--sample-every', '1000000']
+    common = ([str(run), '--preset', plan.preset, '--seed', str(seed), '--sample-every', '1000000']
               + (['--quiet'] if quiet else []) + (['--ema', str(ema)] if ema else []))
+    times = {}
     for net, steps, extra in (('A', plan.steps_a, ['--skip', '1', str(plan.skip)]),
-                              ('B', plan.steps_b, ['--n', *map(str, plan.n), '--m', *map(str, plan.m)])):
-        if (run/net/'latest').exists() and load_checkpoint(run/net).step >= steps:
+                              ('B', plan.steps_b, ['--n-range', *map(str, plan.n), '--ahead', *map(str, plan.ahead)])):
+        if (run/net/'latest').exists() and load_checkpoint(run/net, parts=(), resume=False).step >= steps:
             say(f"{net} already trained, reusing {run/net}")
             continue
-        say(f"training {net} for {steps} steps")
+        say(f"training {net} for {steps} steps"); t1 = time.time()
         run_training(['--net', net, '--steps', str(steps), *common, *extra] + (['--resume'] if (run/net/'latest').exists() else []))
+        times[net] = round(time.time() - t1, 1)
+    say(f"choosing the loop: {len(plan.candidates)} settings × {plan.choose_starts} starts × {plan.choose_steps} steps"); t1 = time.time()
+    choice = choose_loop(run, plan.candidates, plan.choose_steps, plan.choose_starts, ema=ema > 0, seed=seed, quiet=quiet)
+    times['choose'] = round(time.time() - t1, 1)
+    chosen = choice['schedule']
     nets = {'A': load_generator(run/'A', ema=ema > 0), 'B': load_generator(run/'B', ema=ema > 0)}
     stats = SourceStats.from_source(store)
     start = len(store) // 3 if start is None else start
     results, summary = {}, {}
-    picks = [0, plan.rollout_steps // 6, plan.rollout_steps // 3, plan.rollout_steps * 2 // 3, plan.rollout_steps]
-    for label, schedule in (('A', 'A'), ('AB', plan.schedule)):
+    n = plan.rollout_steps
+    picks = [0, n // 6, n // 3, n // 2, n * 2 // 3, n]
+    for label, schedule in (('A', 'A'), ('AB', chosen)):
         mp4 = out/f"rollout_{label}.mp4"
-        r = render_video(mp4, start, nets, schedule, plan.rollout_steps, fps=plan.fps, stats=stats, keep=True,
-                         store=store, seed=seed)
-        results[f"A alone" if label == 'A' else f"A+B ({schedule})"] = r['metrics'][0]
+        r = render_video(mp4, start, {'A': nets['A']} if schedule == 'A' else nets, schedule, n, fps=plan.fps, stats=stats,
+                         keep=True, store=store, seed=seed)
+        results['A alone' if label == 'A' else f"chosen loop ({schedule})"] = r['metrics'][0]
         sheet = _sheet(r['frames'][0], picks, out/f"sheet_{label}.png")
         summary[label] = dict(schedule=schedule, video=str(mp4), sheet=str(sheet), fps=round(r['fps'], 2),
                               drift_last_quarter=summarize_drift(r['metrics'][0]),
                               collapse_events=[asdict(e) if hasattr(e, '__dataclass_fields__') else str(e) for e in r['events']])
-        say(f"rollout {schedule}: {plan.rollout_steps} steps at {r['fps']:.1f} frames/s → {mp4}")
-    fig = plot_drift(results, title=f"drift from the source over {plan.rollout_steps} feedback steps")
+        say(f"rollout {schedule}: {n} steps at {r['fps']:.1f} frames/s → {mp4}")
+    fig = plot_drift(results, title=f"A alone and the chosen loop over {n} feedback steps")
     with atomic_path(out/'drift.png') as tmp: fig.savefig(tmp, format='png', dpi=90, bbox_inches='tight')
     import matplotlib.pyplot as plt; plt.close(fig)
-    ta, tb = summary['A']['drift_last_quarter']['texture'], summary['AB']['drift_last_quarter']['texture']
     spread = source_spread(store)
     bar = quality_bar(summary['AB']['drift_last_quarter'], summary['A']['drift_last_quarter'], spread)
     one_step = one_step_fidelity(nets['A'], store, B=nets['B'])
     summary.update(source=str(video or 'built-in sample video'), frames=len(store), size=list(store.size),
                    plan=asdict(plan), seed=seed, start=start, ema=ema, drift_plot=str(out/'drift.png'),
-                   texture_ratio_AB_over_A=tb / ta if ta > 0 else float('nan'),
-                   source_spread=spread, bar=bar, one_step=one_step,
+                   loop=dict(schedule=chosen, reason=choice['reason'], rule=choice['rule'], table=choice['table']),
+                   speed=dict(chosen_fps=summary['AB']['fps'], alone_fps=summary['A']['fps'],
+                              ratio=summary['AB']['fps'] / max(summary['A']['fps'], 1e-9)),
+                   source_spread=spread, bar=bar, one_step=one_step, seconds_per_part=times,
                    seconds=round(time.time() - t0, 1))
     atomic_write_json(out/'summary.json', summary)
-    ok = lambda c: 'ok' if bar['checks'][c] else 'missed'
+    say(f"the run chose {choice['reason']}")
     say(f"one step: A(x_t) texture distance {one_step['A']['texture']:.3f} to the real next frame "
         f"(the source's own frame-to-frame spread: {one_step['A']['spread_texture']:.3f})")
-    say(f"the bar, last quarter of the A+B loop: (a) texture {bar['texture_ratio']:.2f}× A alone's (≤ 0.6: {ok('a')}); "
-        f"(b) {bar['texture_vs_spread']:.2f}× the source's spread (≤ 2: {ok('b')}); motion {bar['motion']:.2f}× "
-        f"(0.3–3: {ok('motion')}), sharpness {bar['sharpness']:.2f}× (0.5–2: {ok('sharpness')})")
+    say(f"the bar, last quarter of the chosen loop: {_bar_line(bar)}")
+    say(f"speed: the chosen loop {summary['AB']['fps']:.1f} frames/s, A alone {summary['A']['fps']:.1f}")
     say(f"done: outputs in {out}")
     return summary
+
 
 # %% ../nbs/14_demo.ipynb #20b503be
 def demo_parser() -> argparse.ArgumentParser:
@@ -122,7 +148,7 @@ def demo_parser() -> argparse.ArgumentParser:
                 "render an A-only and an A+B rollout, and compare their drift.")
     p.add_argument('--out', default='nfp_demo', help="output folder (default ./nfp_demo)")
     p.add_argument('--video', default=None, help="video file or image folder (default: the built-in sample video)")
-    p.add_argument('--preset', default='small', help="small (the demo, about 4 min on 2 CPU cores with native bf16) or tiny (a quick check)")
+    p.add_argument('--preset', default='small', help="small (the demo, about 5 minutes on 2 CPU cores with native bf16) or tiny (a quick check)")
     p.add_argument('--ema', type=float, default=0.0, help="EMA decay of A and B (e.g. 0.999); the rollouts then use the EMA weights")
     p.add_argument('--seed', type=int, default=0, help="random seed")
     p.add_argument('--quiet', action='store_true', help="no progress output")

@@ -23,11 +23,14 @@ from .models import Preset, get_preset, build_generator, build_discriminator
 from .train import Trainer, TrainConfig, TrainData, dist_env
 
 # %% auto #0
-__all__ = ['apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset', 'init_from_predictor',
-           'default_predictor', 'restorer_data', 'prerender_pays', 'inputs_mode', 'planned_steps', 'auto_inputs_mode',
-           'restorer_dataset_from_args', 'train_restorer', 'evaluate_restorer', 'restorer_sheet']
+__all__ = ['DEFAULT_AHEAD', 'apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset',
+           'init_from_predictor', 'default_predictor', 'restorer_data', 'prerender_pays', 'inputs_mode',
+           'planned_steps', 'auto_inputs_mode', 'restorer_dataset_from_args', 'train_restorer', 'evaluate_restorer',
+           'restorer_sheet']
 
 # %% ../nbs/08_restorer.ipynb #7f2c6767
+DEFAULT_AHEAD = (0, 10)    # B's targets: 0..10 frames ahead of what A's n steps show (bench/bench_loops.py compares the ways)
+
 def _span(r, name:str) -> tuple:
     "(low, high) from an int (fixed value) or a pair, checked to satisfy 1 <= low <= high."
     lo, hi = (r, r) if isinstance(r, (int, np.integer)) else tuple(r)
@@ -416,21 +419,25 @@ def restorer_dataset_from_args(store, args, device=None) -> TrainData:
     "`nfp_train --net B`'s data from its arguments (--predictor, --n, --m, --prerender, --refresh-every, --seed, --workers)."
     pred = getattr(args, 'predictor', None) or default_predictor(args.run)
     seed = getattr(args, 'seed', None)
-    n, m = tuple(getattr(args, 'n', None) or (1, 10)), tuple(getattr(args, 'm', None) or (1, 10))
+    n, m, ahead = tuple(getattr(args, 'n', None) or (1, 10)), getattr(args, 'm', None), getattr(args, 'ahead', None)
+    if m is not None and ahead is not None: raise ConfigError("--m and --ahead are two ways of drawing B's targets: give one")
+    if m is None: ahead = tuple(ahead or DEFAULT_AHEAD); m = (n[0] + ahead[0], n[1] + ahead[1])   # the furthest target, for the start frames
+    else: m, ahead = tuple(m), None
     workers, cfg = getattr(args, 'workers', None) or 0, getattr(args, 'train_config', None)
     prerender = getattr(args, 'prerender', None)
     if cfg is not None: mode, note = auto_inputs_mode(store, n, m, cfg, prerender, workers, device, world=dist_env()[1])
     else: mode, note = inputs_mode(prerender, workers, device)          # no run plan to weigh: online unless asked or GPU workers
     if note and _dist_rank()[1] == 0: print(f"nfp_train: note: {note}", file=sys.stderr)
     return restorer_data(store, pred, n=n, m=m, prerender=mode == 'prerender', refresh_every=getattr(args, 'refresh_every', 0) or 0,
-                         seed=0 if seed is None else seed, device=device, init=getattr(args, 'init', None) or 'auto')
+                         seed=0 if seed is None else seed, device=device, init=getattr(args, 'init', None) or 'auto',
+                         **({'ahead': ahead} if ahead is not None else {}))
 
 # %% ../nbs/08_restorer.ipynb #9ecbfd77
 def train_restorer(run,                    # run folder with `frames/` (and `A/` for the default predictor)
                    predictor=None,         # A: module or checkpoint path (default `<run>/A/latest`)
                    n=(1, 10),              # range of A steps applied to the start frame
-                   m=(1, 10),              # range of target offsets
-                   ahead=None,             # (lo, hi): targets m = n + lo..hi frames ahead of the input's content instead of `m`
+                   m=None,                 # range of target offsets drawn on their own (instead of `ahead`)
+                   ahead=None,             # (lo, hi): targets m = n + lo..hi frames ahead of the input's content (default `DEFAULT_AHEAD` unless `m` is given)
                    prerender:bool|None=None, # render the inputs once into `<run>/B/prerender/` (None: when it pays, see `inputs_mode`)
                    preset='tiny',          # B's network preset: a name or a `Preset`
                    epochs:int=None,        # epochs in the whole run (default 10)
@@ -450,6 +457,8 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
     kw = dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, lambda_tex=p.lambda_tex)
     kw.update(epochs=epochs or 10, steps=steps, **train_kwargs)
     cfg = TrainConfig(**kw)
+    if m is not None and ahead is not None: raise ConfigError("m and ahead are two ways of drawing B's targets: give one")
+    if m is None and ahead is None: ahead = DEFAULT_AHEAD
     if ahead is not None:                                  # the furthest target decides which start frames fit
         ahead = tuple(ahead); lo, hi = _span(n, 'n'); m = (lo + ahead[0], hi + ahead[1])
     mode, note = auto_inputs_mode(store, n, m, cfg, prerender, device=device, cache_dir=(dataset_kwargs or {}).get('cache_dir'))

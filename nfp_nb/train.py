@@ -767,7 +767,8 @@ def train_parser() -> argparse.ArgumentParser:
     b.add_argument('--predictor', help="A checkpoint B is trained against (default RUN/A/latest)")
     # --n-range/--m-range: the spellings torchrun lets through (it takes --n and --m for abbreviations of its own options)
     b.add_argument('--n', '--n-range', dest='n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
-    b.add_argument('--m', '--m-range', dest='m', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: target frame t+m, m in MIN..MAX")
+    b.add_argument('--m', '--m-range', dest='m', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="B: target frame t+m, m in MIN..MAX drawn on its own (instead of --ahead)")
+    b.add_argument('--ahead', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="B: target MIN..MAX frames ahead of what A's n steps show, m = n + MIN..MAX (the default: 0 10)")
     b.add_argument('--prerender', action=argparse.BooleanOptionalAction, default=None,
                    help="B: pre-render A's outputs once into a cache (default: when that costs fewer A forwards than running A "
                         "per batch and the cache fits in half the free disk; --no-prerender: always per batch)")
