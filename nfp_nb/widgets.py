@@ -16,7 +16,8 @@ from .core import NFPError, ConfigError, SourceError, CheckpointError, as_device
 from .checkpoint import list_checkpoints, load_generator
 from .data import FrameStore
 from .metrics import SourceStats, DriftMeter
-from .rollout import iter_rollout, parse_schedule, blend_checkpoints, compile_pays
+from .rollout import iter_rollout, parse_schedule, blend_checkpoints, compile_pays, split_strength, with_strength
+from .loops import run_loop
 from .render import render_video, crop_aspect, upscale, seamless_loop
 from .video import write_video
 from .tracks import RolloutTrack, BackgroundCompiler
@@ -133,7 +134,7 @@ class FramesViewer:
         display(self.widget)
 
 # %% ../nbs/13_widgets.ipynb #9060871c
-_CSS = {'a': 'nfp-ckpt-a', 'a2': 'nfp-ckpt-a2', 'blend': 'nfp-blend', 'b': 'nfp-ckpt-b', 'every': 'nfp-every',
+_CSS = {'a': 'nfp-ckpt-a', 'a2': 'nfp-ckpt-a2', 'blend': 'nfp-blend', 'b': 'nfp-ckpt-b', 'strength': 'nfp-strength', 'every': 'nfp-every',
         'schedule': 'nfp-schedule', 'steps': 'nfp-steps', 'start_mode': 'nfp-start-mode', 'start': 'nfp-start',
         'thumb': 'nfp-start-thumb', 'upload': 'nfp-upload', 'seed': 'nfp-seed', 'refresh_button': 'nfp-refresh',
         'preview': 'nfp-preview', 'play': 'nfp-play', 'frame': 'nfp-frame', 'progress': 'nfp-progress',
@@ -181,6 +182,7 @@ class RolloutPanel:
         self.compile, self._note_lock = compile, threading.Lock()
         self.compiler = BackgroundCompiler(gate=self._compile_gate, pays=self._compile_pays, on_change=self._compile_note)
         self._build(steps, max_steps, drift, plot_interactive)
+        with self._hold_updates(): self.loop = self._use_run_loop()   # the loop the run chose, if any
         self.refresh()
 
     def _find_store(self):
@@ -204,6 +206,8 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
                                tooltip='0: A, 1: A2')
     self.b = W.Dropdown(description='B', style=st, layout=L(width='340px'))
     self.every = W.IntSlider(4, min=1, max=16, description='B every', style=st, continuous_update=False)
+    self.strength = W.FloatSlider(1.0, min=0, max=1, step=0.05, description='B strength', style=st, continuous_update=False,
+                                  tooltip="how much of B's change each B pass keeps (1: all of it; the schedule's @x wins)")
     self.schedule = W.Text('', description='schedule', placeholder='e.g. AAAB or [AB] (overrides B every)', style=st, continuous_update=False)
     self.steps = W.IntSlider(steps, min=1, max=max_steps, description='steps', style=st, continuous_update=True)
     # motion inside the loop (`LoopMotion`): zoom and turn each frame before it is fed back; the centre can seek the light
@@ -246,7 +250,7 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.ex_link = W.HTML()
     self.ex_note = W.HTML()
     for name, css in _CSS.items(): getattr(self, name).add_class(css)
-    controls = W.VBox([self.a, W.HBox([self.a2]), self.blend, self.b, self.every, self.schedule, self.steps,
+    controls = W.VBox([self.a, W.HBox([self.a2]), self.blend, self.b, self.every, self.strength, self.schedule, self.steps,
                        self.zoom, W.HBox([self.rotate, self.seek]),
                        self.start_mode, W.HBox([self.start, self.thumb]), self.upload, W.HBox([self.seed, self.refresh_button]),
                        self.ema],
@@ -257,11 +261,11 @@ def _build(self:RolloutPanel, steps, max_steps, drift, plot_interactive):
     self.widget = W.VBox([W.HBox([controls, view]), export, self.ex_note, self.error])
     self.widget.add_class('nfp-panel')
     upd = lambda c: self._safe(self.update)
-    for w in (self.a, self.a2, self.blend, self.b, self.every, self.schedule, self.steps, self.start_mode, self.start, self.seed,
+    for w in (self.a, self.a2, self.blend, self.b, self.every, self.strength, self.schedule, self.steps, self.start_mode, self.start, self.seed,
               self.zoom, self.rotate, self.seek, self.ema):
         w.observe(upd, 'value')
     self.a2.observe(lambda c: setattr(self.blend, 'disabled', not c['new']), 'value')
-    self.b.observe(lambda c: setattr(self.every, 'disabled', not c['new']), 'value')
+    self.b.observe(lambda c: [setattr(w, 'disabled', not c['new']) for w in (self.every, self.strength)], 'value')
     self.frame.observe(lambda c: self._safe(self._show), 'value')
     self.start.observe(lambda c: self._safe(self._show_thumb), 'value')
     self.upload.observe(lambda c: self._safe(self._on_upload), 'value')
@@ -304,10 +308,22 @@ def refresh(self:RolloutPanel):
 # %% ../nbs/13_widgets.ipynb #f7befafd
 @patch
 def _schedule_text(self:RolloutPanel) -> str:
-    txt = self.schedule.value.strip()
-    if txt: return txt
-    if not self.b.value: return 'A'
-    return 'A' * (self.every.value - 1) + 'B'
+    "The schedule the widgets describe: the text box, else 'B every'; B's strength slider written in ('[AB]' → '[AB@0.5]')."
+    txt = self.schedule.value.strip() or ('A' if not self.b.value else 'A' * (self.every.value - 1) + 'B')
+    a = round(float(self.strength.value), 3)
+    if self.b.value and a != 1 and '@' not in txt: txt = with_strength(txt, {'B': a})
+    return txt
+
+@patch
+def _use_run_loop(self:RolloutPanel) -> str|None:
+    "Set the schedule and B's strength to the loop the first run chose for itself (RUN/loop.json, see `nfp_nb.loops`)."
+    for r in self.runs:
+        sched, note = run_loop(r)
+        if sched is None: continue
+        plain, st = split_strength(sched)
+        self.schedule.value, self.strength.value = plain, float(st.get('B', 1.0))
+        return sched
+    return None
 
 @patch
 def _start_image(self:RolloutPanel):
