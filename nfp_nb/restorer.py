@@ -367,6 +367,7 @@ def restorer_data(store,               # the run's `FrameStore`
                             refresh_every=refresh_every, seed=seed, device=device, **kwargs)
     def hook(trainer, epoch): trainer.meta['predictor'] = dict(ds.predictor_info)   # after a refresh, name the new A
     data = TrainData(ds, epoch_hook=hook, meta={'predictor': dict(ds.predictor_info), 'n': list(ds.n), 'm': list(ds.m),
+                                                **({'ahead': list(ds.ahead)} if ds.ahead is not None else {}),
                                                 'inputs': ds.mode})
     data.init = lambda G: data.meta.update(init=init_from_predictor(G, ds.predictor, init))
     return data
