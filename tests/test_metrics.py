@@ -6,11 +6,7 @@ from nfp_nb.core import ConfigError
 from nfp_nb.metrics import SourceStats, DriftMeter, drift_metrics, summarize_drift, plot_drift, texture_grams
 from nfp_nb.sample import sample_video
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)   # 2 shared cores: avoid OpenMP spin-waits
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
 
 @pytest.fixture(scope='module')
 def src(): return sample_video(n_frames=32, size=48, seed=0)

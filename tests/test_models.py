@@ -1,6 +1,7 @@
 "Tests for nfp_nb.models: pix2pixHD parity, sizes, extras, presets, summary (and the trainer's EMA, inference settings)."
 import dataclasses
 from dataclasses import asdict
+from pathlib import Path
 import pytest, torch
 from nfp_nb.core import ConfigError, to_float, to_uint8
 from nfp_nb.models import *
@@ -206,7 +207,10 @@ def test_model_summary():
 
 def test_inference_settings():
     dtype, fmt = inference_settings('cpu')
-    assert dtype in (torch.float32, torch.bfloat16) and fmt == torch.contiguous_format
+    # bfloat16 exactly where the CPU runs it natively (AVX-512 BF16 or AMX, read here from the CPU's flags), else float32
+    cpuinfo = Path('/proc/cpuinfo')
+    native = {'avx512_bf16', 'amx_bf16'} & set(cpuinfo.read_text().split() if cpuinfo.exists() else [])
+    assert dtype == (torch.bfloat16 if native else torch.float32) and fmt == torch.contiguous_format
     g = GlobalGenerator(3, 3, 8, 2, 1).eval()
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.inference_mode():

@@ -1,4 +1,4 @@
-"The README is generated from nbs/index.ipynb and opens with the two set-up commands CI relies on."
+"The README is generated from nbs/index.ipynb, and CI runs the two commands it shows: the demo and the tests."
 import re, subprocess, sys
 from pathlib import Path
 
@@ -8,21 +8,31 @@ def test_readme_matches_index_notebook():
     r = subprocess.run([sys.executable, str(ROOT/'tools'/'make_readme.py'), '--check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
-def test_readme_opens_with_two_commands():
-    text = (ROOT/'README.md').read_text()
-    block = re.search(r'```sh\n(.*?)```', text, re.S)
-    assert block, "README has no sh block"
-    cmds = [l for l in block.group(1).splitlines() if l.strip()]
-    assert len(cmds) == 2, cmds
-    assert cmds[0].startswith('pip install -e . && nfp_')
-    assert cmds[1] == 'pip install -e ".[dev]" && nbdev_test && pytest'
-    # the sh block is the first code block of the README
-    assert text.index('```sh') == text.index('```')
+def sh_block_under(text:str, heading:str) -> list:
+    "The commands of the first ```sh block in the README section `## heading`."
+    m = re.search(rf'^## {re.escape(heading)}\n(.*?)(?=^## |\Z)', text, re.S | re.M)
+    assert m, f"README has no '## {heading}' section"
+    block = re.search(r'```sh\n(.*?)```', m.group(1), re.S)
+    assert block, f"README's '## {heading}' section has no sh block"
+    return [l for l in block.group(1).splitlines() if l.strip()]
 
-def test_ci_runs_the_readme_test_command():
+def ci_commands() -> dict:
+    "Run the lines of .ci/run that take the README's commands (`x_cmd=$(grep ... README.md)`), as CI runs them."
+    lines = re.findall(r'^(\w+_cmd)=(\$\(grep .* README\.md\))$', (ROOT/'.ci'/'run').read_text(), re.M)
+    assert [v for v, _ in lines] == ['demo_cmd', 'test_cmd'], lines
+    out = {}
+    for var, sub in lines:
+        r = subprocess.run(['bash', '-c', f'{var}={sub}; printf "%s" "${var}"'], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, f".ci/run's {var}: {r.stderr or 'its grep matches no line of the README'}"
+        out[var] = r.stdout
+    return out
+
+def test_ci_runs_the_commands_the_readme_shows():
+    text, cmds = (ROOT/'README.md').read_text(), ci_commands()
+    assert sh_block_under(text, 'Run the demo') == [cmds['demo_cmd']]
+    assert sh_block_under(text, 'Run the tests') == [cmds['test_cmd']]
+    assert cmds['demo_cmd'].startswith('pip install -e . && nfp_demo')
+    assert cmds['test_cmd'] == 'pip install -e ".[dev]" && nbdev_test && pytest'
+    # CI runs them in a fresh venv, as a user would, the demo first, then checks the tree is what was committed
     ci = (ROOT/'.ci'/'run').read_text()
-    assert 'grep -m1 -E \'^pip install -e "\\.\\[dev\\]"\' README.md' in ci
-    assert 'git diff --exit-code' in ci
-    # both README commands, inside a fresh venv (as a user runs them), before the test command
-    assert "grep -m1 -E '^pip install -e \\. && nfp_' README.md" in ci
-    assert ci.index('python3 -m venv') < ci.index('bash -c "$demo_cmd"') < ci.index('bash -c "$test_cmd"')
+    assert ci.index('python3 -m venv') < ci.index('bash -c "$demo_cmd"') < ci.index('bash -c "$test_cmd"') < ci.index('git diff --exit-code')

@@ -20,11 +20,7 @@ from nfp_nb.restorer import (RestorePairDataset, apply_predictor, load_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
 
 # --- the evidence ------------------------------------------------------------------------------------------
 # A and B are trained on the first TRAIN frames of the sample clip; the start frames for the comparison are

@@ -10,11 +10,7 @@ from nfp_nb.render import (crop_aspect, upscale, pingpong, seamless_loop, find_l
                             render_run, RenderConfig)
 from nfp_nb.video import read_video
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)   # 2 shared cores: avoid OpenMP spin-waits
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
 
 def tiny(seed=0, **kw):
     torch.manual_seed(seed)

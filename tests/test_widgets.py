@@ -10,11 +10,7 @@ from nfp_nb.video import probe_video
 from nfp_nb.tracks import RolloutTrack
 from nfp_nb.widgets import RolloutPanel, FramesViewer, TrainingMonitor, LivePlot, encode_image, preview_hw
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)   # 2 shared cores: avoid OpenMP spin-waits
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
 
 def _save(run, net, epoch, seed, mtime):
     torch.manual_seed(seed)
