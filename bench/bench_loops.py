@@ -25,7 +25,7 @@ texture, and no collapse events. Results: OUT/TAG/loops.json (+ a compact copy w
 and drift plots per source.
 """
 from __future__ import annotations
-import argparse, contextlib, io, json, math, shutil, sys, time, warnings
+import argparse, contextlib, io, json, math, os, shutil, sys, time, warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 import numpy as np
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     log_f = open(res_dir / 'log.txt', 'a')
     def log(msg): print(msg, flush=True); log_f.write(msg + '\n'); log_f.flush()
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), 'unknown CPU')
-    hw = dict(cpu=cpu, cores=torch.get_num_threads(), capability=torch.backends.cpu.get_cpu_capability(),
+    hw = dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(), capability=torch.backends.cpu.get_cpu_capability(),
               bf16='avx512_bf16' in open('/proc/cpuinfo').read() or 'amx_bf16' in open('/proc/cpuinfo').read(),
               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, torch=torch.__version__)
     log(f"bench_loops [{a.tag}] {time.strftime('%Y-%m-%d %H:%M:%S')}: {hw}")
