@@ -21,9 +21,9 @@ from .models import (GeneratorConfig, DiscriminatorConfig, build_generator, buil
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'CHECKPOINT_KIND', 'LATEST', 'PREFIXES', 'checkpoint_name', 'unwrap_model', 'check_weights_only',
-           'save_checkpoint', 'resolve_checkpoint', 'load_state_strict', 'Checkpoint', 'load_checkpoint',
-           'load_generator', 'load_resume_state', 'checkpoint_fingerprint', 'checkpoint_ref', 'ref_matches',
-           'CheckpointInfo', 'list_checkpoints', 'format_checkpoints', 'prune_checkpoints']
+           'save_checkpoint', 'resolve_checkpoint', 'format_shape', 'load_state_strict', 'Checkpoint',
+           'load_checkpoint', 'load_generator', 'load_resume_state', 'checkpoint_fingerprint', 'checkpoint_ref',
+           'ref_matches', 'CheckpointInfo', 'list_checkpoints', 'format_checkpoints', 'prune_checkpoints']
 
 # %% ../nbs/06_checkpoint.ipynb #60053055
 FORMAT_VERSION = 1                   # bumped only when an older nfp_nb could not read the files correctly
@@ -279,15 +279,18 @@ def _config(rec:dict, part:str, cls, stem:Path):
         raise CheckpointError(f"{stem}.json: the {part} config cannot be used ({e})") from None
 
 # %% ../nbs/06_checkpoint.ipynb #16e36bba
-def _fmt_shape(t): return '(' + ', '.join(map(str, t.shape)) + ')'
+def format_shape(t, # a tensor, or its shape
+                ) -> str: # '(8, 3, 7, 7)'
+    "A tensor's shape as error messages write it."
+    return '(' + ', '.join(map(str, getattr(t, 'shape', t))) + ')'
 
 def _compare_state(expected:dict, state:dict, source:str, what:str):
     "Raise `CheckpointError` naming the first tensor of `state` missing, extra or shaped differently from `expected`."
     problems = []
     for k, v in expected.items():
-        if k not in state: problems.append(f"lacks {what} tensor {k!r} {_fmt_shape(v)} that the config builds")
+        if k not in state: problems.append(f"lacks {what} tensor {k!r} {format_shape(v)} that the config builds")
         elif tuple(state[k].shape) != tuple(v.shape):
-            problems.append(f"{what} tensor {k!r} has shape {_fmt_shape(state[k])} but the config builds {_fmt_shape(v)}")
+            problems.append(f"{what} tensor {k!r} has shape {format_shape(state[k])} but the config builds {format_shape(v)}")
     problems += [f"has {what} tensor {k!r} that the config does not build" for k in state if k not in expected]
     if problems:
         more = f" (and {len(problems)-1} more differences)" if len(problems) > 1 else ''

@@ -21,6 +21,8 @@ __all__ = ['HOST', 'STALE_AFTER', 'LOCK_NAME', 'NFPError', 'SourceError', 'Confi
 # %% ../nbs/00_core.ipynb #e0aa1d00
 class NFPError(Exception):
     "Base class of every error `nfp_nb` raises on bad input; its message is one line that names the culprit."
+    def __init__(self, *args, cli:str=None): # cli: the same message spelled with the command's flags, for `cli_guard`
+        super().__init__(*args); self.cli = cli
 
 class SourceError(NFPError):
     "A video file, image folder or frame cache that cannot be read."
@@ -377,7 +379,7 @@ def cli_guard(f):
             res = f(*args, **kwargs)
             return res if (args or kwargs) else None      # console script: sys.exit(None) is status 0
         except NFPError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
+            print(f"{prog}: error: {getattr(e, 'cli', None) or e}", file=sys.stderr)   # the flags' spelling where it has one
             raise SystemExit(2)
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
@@ -428,12 +430,13 @@ def dataclass_flags(parser, cls,            # an argparse parser (or group) and 
     taken = {a.dest for a in getattr(parser, '_actions', [])}
     for f in dataclasses.fields(cls):
         extra = dict(f.metadata.get('flag') or {})   # argparse keywords the field asks for: type, nargs, metavar, choices, ...
+        aliases = tuple(extra.pop('aliases', ()))    # more spellings of the flag, e.g. --workers for num_workers
         kw = _flag_type(f.type)
         dest = (prefix + f.name).replace('-', '_')
         if f.name in skip or (only is not None and f.name not in only) or (kw is None and not extra) or dest in taken: continue
         default = f.default if f.default is not dataclasses.MISSING else None
         help_ = (docs.get(f.name) or f.name).replace('%', '%%') + (f" (default: {default})" if default is not None and show_default else '')
-        target.add_argument('--' + (prefix + f.name).replace('_', '-'), **{'dest': dest, 'default': None, 'help': help_, **(kw or {}), **extra})
+        target.add_argument('--' + (prefix + f.name).replace('_', '-'), *aliases, **{'dest': dest, 'default': None, 'help': help_, **(kw or {}), **extra})
         out[dest] = f.name
     return out
 

@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, DataLoader
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
-from .core import (live_progress, CLIParser, SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
-                         atomic_write_json, atomic_path, file_fingerprint, hash_dict, cli_guard, run_lock)
+from .core import (live_progress, SourceError, ConfigError, CacheError, TrainingError, to_float, check_writable,
+                         atomic_write_json, atomic_path, file_fingerprint, hash_dict, run_lock)
 from .video import probe_video, iter_video, VideoInfo
 from .sample import iter_sample
 
 # %% auto #0
-__all__ = ['CROPS', 'CACHE_VERSION', 'SAMPLE_FRAMES', 'check_size', 'target_geometry', 'resize_frames', 'FrameStore',
-           'PairDataset', 'make_loader', 'parse_size', 'prep_parser', 'prep_main']
+__all__ = ['CROPS', 'CACHE_VERSION', 'SAMPLE_FRAMES', 'check_size', 'target_geometry', 'resize_frames', 'FrameStore', 'int_range',
+           'flip_axes', 'PairDataset', 'make_loader', 'parse_size']
 
 # %% ../nbs/03_data.ipynb #cf85077f
 CROPS = ('center', '16:9', 'square', 'none')
@@ -251,12 +251,26 @@ def _write_npy(path:Path, chunks, shape, progress, what):
             if done != shape[0]: raise SourceError(f"{what}: expected {shape[0]} frames, decoded only {done}")
     except OSError as e: raise CacheError(f"{path}: cannot write the frame cache ({e.strerror or e})") from None
 
-# %% ../nbs/03_data.ipynb #34665fa0
-def _skip_range(skip) -> tuple:
-    lo, hi = (1, skip) if isinstance(skip, (int, np.integer)) else tuple(skip)
-    if not (1 <= lo <= hi): raise ConfigError(f"skip must be K >= 1 or a range (lo, hi) with 1 <= lo <= hi, got {skip!r}")
-    return int(lo), int(hi)
+# %% ../nbs/03_data.ipynb #1b44c9a2
+def int_range(r,                # an int or a pair (low, high)
+              name:str,         # what the range is, for the error message
+              least:int=1,      # the smallest allowed low end
+              upto:bool=False,  # an int K means least..K (a largest value); else K..K (one fixed value)
+             ) -> tuple:        # (low, high) as ints
+    "A range of integers from an int or a pair, checked to satisfy `least <= low <= high`."
+    lo, hi = ((least if upto else r), r) if isinstance(r, (int, np.integer)) else tuple(r)
+    lo, hi = int(lo), int(hi)
+    if not least <= lo <= hi: raise ConfigError(f"{name}=({lo}, {hi}): need {least} <= low <= high")
+    return lo, hi
 
+def flip_axes(flip, # False/None (no flips), True or 'h' (horizontal), 'hv' (horizontal and vertical)
+             ) -> str: # '', 'h' or 'hv'
+    "The axes along which a dataset flips its pairs at random, input and target together."
+    axes = {False: '', None: '', True: 'h', 'h': 'h', 'hv': 'hv'}.get(flip, None)
+    if axes is None: raise ConfigError(f"flip must be False, True, 'h' or 'hv', got {flip!r}")
+    return axes
+
+# %% ../nbs/03_data.ipynb #34665fa0
 def _as_float(f:np.ndarray) -> torch.Tensor:
     "uint8 HWC → float CHW in [-1,1], like `to_float` but in NumPy: single-threaded, so cheap per item in any process."
     x = np.empty((3, *f.shape[:2]), np.float32)
@@ -273,7 +287,7 @@ class PairDataset(Dataset):
                  unroll:int=0,             # also give 'prev', frame t−n·k with n in 1..unroll (the trainer's pushforward)
                  frames=None):             # (lo, hi): use only frames lo..hi-1 (e.g. hold the last ones back), None: all
         self.store, self.seed, self.epoch, self.unroll = store, seed, 0, int(unroll)
-        self.skip = _skip_range(skip)
+        self.skip = int_range(skip, 'skip', upto=True)
         K = self.skip[1]
         if len(store) < K + 1:
             raise SourceError(f"{getattr(store, 'path', 'frames')}: {len(store)} frames, fewer than K+1 = {K + 1} "
@@ -292,8 +306,7 @@ class PairDataset(Dataset):
         self.crop = None if crop is None else ((crop, crop) if isinstance(crop, (int, np.integer)) else tuple(crop))
         if self.crop is not None and not (0 < self.crop[0] <= H and 0 < self.crop[1] <= W):
             raise ConfigError(f"crop {self.crop} does not fit frames of {H}×{W} in {getattr(store, 'path', 'the store')}")
-        self.flip = {False: '', None: '', True: 'h', 'h': 'h', 'hv': 'hv'}.get(flip, None)
-        if self.flip is None: raise ConfigError(f"flip must be False, True, 'h' or 'hv', got {flip!r}")
+        self.flip = flip_axes(flip)
 
     def __len__(self): return len(self.index)
     def set_epoch(self, epoch:int):
@@ -352,37 +365,3 @@ def parse_size(s:str) -> tuple|int:
     try: return check_size(v)
     except ConfigError: raise ConfigError(f"--size must be positive, got {s}") from None
 
-def prep_parser() -> CLIParser:
-    "The argument parser of `nfp_prep`."
-    p = CLIParser(prog='nfp_prep', description='Decode a video (or image folder, or the built-in sample) into a frame cache.')
-    p.add_argument('source', nargs='*', default=None, help='video file(s) or folder(s) of images; several clips go into one run, '
-                   'and no training pair crosses from one clip into the next (default: the built-in sample video)')
-    p.add_argument('--run', default=None, help='run folder (default: runs/<source name> or runs/sample)')
-    p.add_argument('--size', default='256', help='short side N, or exact HxW (default 256)')
-    p.add_argument('--crop', default='center', choices=CROPS, help='crop mode (default center)')
-    p.add_argument('--max-frames', type=int, default=None, help='keep at most N frames')
-    p.add_argument('--stride', type=int, default=1, help='keep every N-th frame')
-    p.add_argument('--skip', type=int, default=1, help='largest frame skip K you will train with (checks length >= K+1)')
-    p.add_argument('--quiet', action='store_true', help='no progress bar')
-    return p
-
-@cli_guard
-def prep_main(argv=None):
-    "Console script `nfp_prep`: decode a video or image folder (default: the sample video) into a run's frame cache."
-    a = prep_parser().parse_args(argv)
-    size = parse_size(a.size)
-    if a.skip < 1: raise ConfigError(f"--skip must be >= 1, got {a.skip}")
-    if len(a.source) > 1 and not a.run: raise ConfigError("several sources: name the run folder with --run DIR")
-    src = (a.source[0] if len(a.source) == 1 else a.source) if a.source else None
-    run = Path(a.run) if a.run else Path('runs')/(Path(a.source[0]).stem if a.source else 'sample')
-    t0 = time.time()
-    store = FrameStore.prepare(src, run=run, size=size, crop=a.crop, max_frames=a.max_frames, stride=a.stride,
-                               progress=not a.quiet, min_frames=a.skip + 1)
-    PairDataset(store, skip=a.skip)
-    clips = f" in {len(store.clips)} clips" if len(store.clips) > 1 else ''
-    print(f"{len(store)} frames{clips}, {store.size[0]}x{store.size[1]}, {store.fps:g} fps -> {store.path} ({time.time() - t0:.1f} s)")
-    return store
-
-# %% ../nbs/03_data.ipynb #1643411f
-#| eval: false
-if __name__ == '__main__': prep_main()

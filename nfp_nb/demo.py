@@ -4,24 +4,24 @@
 
 # %% ../nbs/14_demo.ipynb #0769dab9
 from __future__ import annotations
-import argparse, json, sys, time
+import json, sys, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
-from .core import ConfigError, NFPError, SourceError, check_writable, atomic_write_json, atomic_path, cli_guard, seed_everything, CLIParser
+from .core import ConfigError, NFPError, SourceError, check_writable, atomic_write_json, atomic_path, seed_everything
 from .video import contact_sheet
 from .data import FrameStore
 from .models import get_preset
 from .checkpoint import load_generator, load_checkpoint
-from .train import run_training
+from .train import train_predictor
 from .metrics import SourceStats, summarize_drift, plot_drift, source_spread, quality_bar, one_step_fidelity
-from .restorer import DEFAULT_AHEAD
+from .restorer import DEFAULT_N, DEFAULT_AHEAD, train_restorer
 from .loops import CANDIDATES, choose_loop
 from .render import render_video
 
 
 # %% auto #0
-__all__ = ['DEMO_PLANS', 'DemoPlan', 'run_demo', 'demo_parser', 'demo_main']
+__all__ = ['DEMO_PLANS', 'DemoPlan', 'run_demo']
 
 # %% ../nbs/14_demo.ipynb #ecf0fc7a
 @dataclass
@@ -33,7 +33,7 @@ class DemoPlan:
     skip: int = 1           # A: targets t+1..t+skip
     steps_a: int = 1200     # optimizer steps for A
     steps_b: int = 600      # optimizer steps for B (A+B: the quality benchmark's budget of 1800)
-    n: tuple = (1, 10)      # B: A applied n times
+    n: tuple = DEFAULT_N    # B: A applied n times
     ahead: tuple = DEFAULT_AHEAD # B: target n + ahead frames after the start, never behind what A shows
     candidates: tuple = CANDIDATES # loop settings the run chooses from (`nfp_nb.loops`)
     choose_steps: int = 120 # steps of each candidate's rollouts
@@ -79,6 +79,7 @@ def run_demo(out='nfp_demo',        # output folder (created)
             ) -> dict:              # the summary written to OUT/summary.json
     "Prepare a video, train A and B, choose the run's loop, render A alone and the chosen loop, and compare them."
     if preset not in DEMO_PLANS: raise ConfigError(f"--preset {preset!r}: choose one of {', '.join(DEMO_PLANS)}")
+    if not 0 <= ema < 1: raise ConfigError(f"ema={ema}: must be in [0, 1)", cli=f"--ema {ema}: must be in [0, 1)")
     plan = plan or DEMO_PLANS[preset]
     out = check_writable(Path(out)); run = out/'run'
     t0 = time.time(); seed_everything(seed)
@@ -87,16 +88,15 @@ def run_demo(out='nfp_demo',        # output folder (created)
     store = FrameStore.prepare(video, run=run, size=plan.size, max_frames=plan.frames if video is None else None,
                                progress=not quiet)
     say(f"frames ready: {len(store)} × {store.size[0]}×{store.size[1]}")
-    common = ([str(run), '--preset', plan.preset, '--seed', str(seed), '--sample-every', '1000000']
-              + (['--quiet'] if quiet else []) + (['--ema', str(ema)] if ema else []))
+    common = dict(preset=plan.preset, seed=seed, sample_every=1_000_000, quiet=quiet, ema=ema or None)
     times = {}
-    for net, steps, extra in (('A', plan.steps_a, ['--skip', '1', str(plan.skip)]),
-                              ('B', plan.steps_b, ['--n-range', *map(str, plan.n), '--ahead', *map(str, plan.ahead)])):
+    for net, steps, train in (('A', plan.steps_a, lambda **kw: train_predictor(run, skip=(1, plan.skip), **kw)),
+                              ('B', plan.steps_b, lambda **kw: train_restorer(run, n=plan.n, ahead=plan.ahead, **kw))):
         if (run/net/'latest').exists() and load_checkpoint(run/net, parts=(), resume=False).step >= steps:
             say(f"{net} already trained, reusing {run/net}")
             continue
         say(f"training {net} for {steps} steps"); t1 = time.time()
-        run_training(['--net', net, '--steps', str(steps), *common, *extra] + (['--resume'] if (run/net/'latest').exists() else []))
+        train(steps=steps, resume=(run/net/'latest').exists(), **common)
         times[net] = round(time.time() - t1, 1)
     say(f"choosing the loop: {len(plan.candidates)} settings × {plan.choose_starts} starts × {plan.choose_steps} steps"); t1 = time.time()
     choice = choose_loop(run, plan.candidates, plan.choose_steps, plan.choose_starts, ema=ema > 0, seed=seed, quiet=quiet)
@@ -140,30 +140,3 @@ def run_demo(out='nfp_demo',        # output folder (created)
     say(f"done: outputs in {out}")
     return summary
 
-
-# %% ../nbs/14_demo.ipynb #20b503be
-def demo_parser() -> argparse.ArgumentParser:
-    "The `nfp_demo` argument parser."
-    p = CLIParser(prog='nfp_demo', description="Prepare a video (default: the built-in sample), train A and B, "
-                "render an A-only and an A+B rollout, and compare their drift.")
-    p.add_argument('--out', default='nfp_demo', help="output folder (default ./nfp_demo)")
-    p.add_argument('--video', default=None, help="video file or image folder (default: the built-in sample video)")
-    p.add_argument('--preset', default='small', help="small (the demo, about 5 minutes on 2 CPU cores with native bf16) or tiny (a quick check)")
-    p.add_argument('--ema', type=float, default=0.0, help="EMA decay of A and B (e.g. 0.999); the rollouts then use the EMA weights")
-    p.add_argument('--seed', type=int, default=0, help="random seed")
-    p.add_argument('--quiet', action='store_true', help="no progress output")
-    return p
-
-@cli_guard
-def demo_main(argv:list=None # arguments (default: sys.argv[1:])
-             ):
-    "Console script `nfp_demo`."
-    a = demo_parser().parse_args(argv)
-    if not 0 <= a.ema < 1: raise ConfigError(f"--ema {a.ema}: must be in [0, 1)")
-    s = run_demo(a.out, video=a.video, preset=a.preset, seed=a.seed, quiet=a.quiet, ema=a.ema)
-    print(f"nfp_demo: wrote {a.out}/rollout_A.mp4, rollout_AB.mp4, sheet_A.png, sheet_AB.png, drift.png, summary.json")
-    return s
-
-# %% ../nbs/14_demo.ipynb #7a7869fc
-#| eval: false
-if __name__ == '__main__': demo_main()

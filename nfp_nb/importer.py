@@ -7,13 +7,13 @@ from __future__ import annotations
 import re, pickle, hashlib, warnings
 from pathlib import Path
 import torch
-from .core import CheckpointError, ConfigError, CLIParser, cli_guard
+from .core import CheckpointError, ConfigError
 from .models import GeneratorConfig, build_generator
-from .checkpoint import save_checkpoint, load_checkpoint, LATEST
+from .checkpoint import save_checkpoint, load_checkpoint, LATEST, format_shape
 
 # %% auto #0
 __all__ = ['read_state_dict', 'pix2pixhd_layout', 'infer_pix2pixhd', 'convert_pix2pixhd', 'generator_from_pix2pixhd',
-           'import_pix2pixhd', 'import_parser', 'import_main']
+           'import_pix2pixhd', 'import_summary']
 
 # %% ../nbs/15_import.ipynb #d5cf0c96
 def _sha256(p:Path) -> str:
@@ -173,8 +173,6 @@ def infer_pix2pixhd(state:dict, # a pix2pixHD generator's state dict (`read_stat
     return GeneratorConfig(**kw)
 
 # %% ../nbs/15_import.ipynb #913afdfb
-def _fmt(shape): return '(' + ', '.join(map(str, shape)) + ')'
-
 def convert_pix2pixhd(state:dict, cfg:GeneratorConfig, # the state dict and its config (`infer_pix2pixhd`)
                       source:str='the state dict',      # named in error messages (the file)
                      ) -> dict:                          # our generator's state dict (float32)
@@ -186,12 +184,12 @@ def convert_pix2pixhd(state:dict, cfg:GeneratorConfig, # the state dict and its 
             k = f'{nv}.{t}'
             if k not in state:
                 if t == 'num_batches_tracked': out[f'{ours}.{t}'] = torch.tensor(0); continue   # PyTorch < 0.4.1 files
-                problems.append(f"lacks tensor {k!r} {_fmt(shape)}"); continue
+                problems.append(f"lacks tensor {k!r} {format_shape(shape)}"); continue
             used.add(k)
             v = state[k]
-            if tuple(v.shape) != shape: problems.append(f"tensor {k!r} has shape {_fmt(v.shape)}, expected {_fmt(shape)}"); continue
+            if tuple(v.shape) != shape: problems.append(f"tensor {k!r} has shape {format_shape(v.shape)}, expected {format_shape(shape)}"); continue
             out[f'{ours}.{t}'] = v.detach().to(torch.float32 if v.is_floating_point() else v.dtype).clone().contiguous()
-    problems += [f"has tensor {k!r} {_fmt(state[k].shape)} that it does not have" for k in state if k not in used]
+    problems += [f"has tensor {k!r} {format_shape(state[k].shape)} that it does not have" for k in state if k not in used]
     if problems:
         more = f" (and {len(problems) - 1} more differences)" if len(problems) > 1 else ''
         raise CheckpointError(f"{source}: does not fit a pix2pixHD {cfg.arch} generator with {_describe(cfg)}: "
@@ -233,38 +231,12 @@ def import_pix2pixhd(path:Path,          # NVIDIA pix2pixHD generator file, e.g.
             'note': 'imported weights only: no discriminator, optimizer or step; it cannot be resumed'}
     return save_checkpoint(Path(run) / net / name, G, meta=meta)
 
-# %% ../nbs/15_import.ipynb #57024eba
-def import_parser() -> CLIParser:
-    "The `nfp_import` argument parser."
-    p = CLIParser(prog='nfp_import', description="Import an NVIDIA pix2pixHD generator (latest_net_G.pth) as network A or B "
-                  "of a run. The architecture is read from the tensor shapes; the flags below only confirm or settle it.")
-    p.add_argument('path', type=Path, help="pix2pixHD generator file, e.g. checkpoints/NAME/latest_net_G.pth")
-    p.add_argument('--run', type=Path, required=True, help="run folder; the checkpoint goes to RUN/NET/ and RUN/NET/latest points at it")
-    p.add_argument('--net', default='A', choices=('A', 'B'), help="A (predictor, default) or B (restorer)")
-    p.add_argument('--name', help="checkpoint name (default pix2pixhd-<sha256 prefix>)")
-    g = p.add_argument_group("architecture (pix2pixHD's options; default: read from the file)")
-    g.add_argument('--ngf', type=int, help="pix2pixHD --ngf: width of the first layer (of the finest local enhancer for netG local)")
-    g.add_argument('--n-downsampling', type=int, help="pix2pixHD --n_downsample_global")
-    g.add_argument('--n-blocks', type=int, help="pix2pixHD --n_blocks_global")
-    g.add_argument('--n-local-enhancers', type=int, help="pix2pixHD --n_local_enhancers (0: netG global)")
-    g.add_argument('--n-blocks-local', type=int, help="pix2pixHD --n_blocks_local")
-    return p
-
-@cli_guard
-def import_main(argv:list=None # arguments (default: sys.argv[1:])
-               ) -> Path:      # the checkpoint written
-    "Console script `nfp_import`: turn a pix2pixHD generator file into a checkpoint of RUN/NET."
-    a = import_parser().parse_args(argv)
-    ov = {k: getattr(a, k) for k in ('ngf', 'n_downsampling', 'n_blocks', 'n_local_enhancers', 'n_blocks_local')}
-    stem = import_pix2pixhd(a.path, a.run, a.net, a.name, **ov)
+def import_summary(stem:Path, # a checkpoint `import_pix2pixhd` wrote
+                  ) -> str:   # 'pix2pixHD global generator, ngf=…, N parameters; RUN/NET/latest points at it'
+    "What was imported, in one line (`nfp_import` prints it), with a note when the network cannot be fed back."
     ck = load_checkpoint(stem, parts=(), resume=False, verify=False)
     cfg, n = ck.generator_config, ck.record['generator']['n_params']
     note = (f"; note: {cfg.input_nc}→{cfg.output_nc} channels cannot be fed back in a rollout"
             if cfg.input_nc != cfg.output_nc else '')
-    print(f"nfp_import: wrote {stem} from {a.path}: pix2pixHD {cfg.arch} generator, {_describe(cfg)}, {n:,} parameters; "
-          f"{stem.parent / LATEST} points at it{note}")
-    return stem
-
-# %% ../nbs/15_import.ipynb #2d0b2886
-#| eval: false
-if __name__ == '__main__': import_main()
+    return (f"pix2pixHD {cfg.arch} generator, {_describe(cfg)}, {n:,} parameters; "
+            f"{Path(stem).parent / LATEST} points at it{note}")

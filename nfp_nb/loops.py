@@ -4,17 +4,17 @@
 
 # %% ../nbs/10a_loops.ipynb #lp02
 from __future__ import annotations
-import argparse, json, math, sys, time, warnings
+import json, math, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
-from .core import ConfigError, NFPError, atomic_write_json, as_device, cli_guard, CLIParser, add_run_argument
+from .core import ConfigError, NFPError, atomic_write_json, as_device
 from .metrics import SourceStats, drift_metrics, summarize_drift, BARS
 from .rollout import rollout, chain_of, parse_schedule, DEFAULT_SCHEDULE
 
 # %% auto #0
 __all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'RULE', 'loop_starts', 'score_loops', 'pick_loop', 'loop_table',
-           'choose_loop', 'run_loop', 'loop_parser', 'loop_main']
+           'choose_loop', 'run_loop']
 
 # %% ../nbs/10a_loops.ipynb #lp07
 CANDIDATES = ('A', 'AB', 'AAB', 'AAAB', '[AB@0.25]', '[AB@0.5]', '[AB]')   # what `choose_loop` compares by default
@@ -138,6 +138,10 @@ def choose_loop(run,                      # run folder with `frames/`, `A/` and 
     "Measure the candidate loops of a run, choose one by `RULE`, print the table and store the choice in the run."
     from nfp_nb.data import FrameStore
     from nfp_nb.checkpoint import load_generator, load_checkpoint
+    if steps < 48: raise ConfigError(f"steps={steps}: at least 48 (travel over 24 frames is read over the last half)",
+                                     cli=f"--steps {steps}: at least 48 (travel over 24 frames is read over the last half)")
+    if starts < 1: raise ConfigError(f"starts={starts}: at least 1", cli=f"--starts {starts}: at least 1")
+    for c in candidates: parse_schedule(c, ['A', 'B'])          # a bad schedule fails before any work
     run = Path(run)
     if not (run/'A'/'latest').exists(): raise ConfigError(f"{run}: no trained A (A/latest); train A first")
     store = FrameStore.load(run)
@@ -171,36 +175,3 @@ def run_loop(run,                  # run folder
         if net not in now or now[net]['fingerprint'] != ref.get('fingerprint'):
             return default, f"{p}: chosen for an earlier {net}; run `nfp_loop {run}` again"
     return sched, None
-
-# %% ../nbs/10a_loops.ipynb #lp22
-def loop_parser() -> argparse.ArgumentParser:
-    "The `nfp_loop` argument parser."
-    p = CLIParser(prog='nfp_loop', description="Compare loop settings of a trained run on short rollouts, choose one by a "
-                  "stated rule, print the table and store the choice in RUN/loop.json (used by nfp_rollout, the panel and nfp_demo).")
-    add_run_argument(p, help="run folder with frames/, A/ and B/")
-    p.add_argument('--candidates', default=','.join(CANDIDATES),
-                   help=f"comma-separated schedules to compare (default: {','.join(CANDIDATES)}; 'A' is always added)")
-    p.add_argument('--steps', type=int, default=120, help="steps of each rollout (default 120; at least 48)")
-    p.add_argument('--starts', type=int, default=3, help="start frames (default 3)")
-    p.add_argument('--ema', action='store_true', help="use the checkpoints' EMA weights")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--device', default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
-    p.add_argument('--dry-run', action='store_true', help="print the table, store nothing")
-    return p
-
-def _candidates(text:str) -> tuple:
-    "Split --candidates at top-level commas ('A,[AB@0.5]' → ('A', '[AB@0.5]')), A alone first."
-    out = [c.strip() for c in text.split(',') if c.strip()]
-    return tuple(dict.fromkeys(['A'] + out))
-
-@cli_guard
-def loop_main(argv:list=None # arguments (default: sys.argv[1:])
-             ):
-    "Console script `nfp_loop`."
-    a = loop_parser().parse_args(argv)
-    if a.steps < 48: raise ConfigError(f"--steps {a.steps}: at least 48 (travel over 24 frames is read over the last half)")
-    if a.starts < 1: raise ConfigError(f"--starts {a.starts}: at least 1")
-    for c in _candidates(a.candidates): parse_schedule(c, ['A', 'B'])          # a bad schedule fails before any work
-    rec = choose_loop(a.run, _candidates(a.candidates), a.steps, a.starts, a.ema, a.seed, a.device, write=not a.dry_run)
-    if not a.dry_run: print(f"nfp_loop: wrote {Path(a.run)/LOOP_FILE}: {rec['schedule']}")
-    return rec

@@ -388,33 +388,24 @@ def build_discriminator(cfg:DiscriminatorConfig|dict) -> MultiscaleDiscriminator
 
 @dataclass
 class Preset:
-    "A named bundle of network configs and training sizes."
+    "A named bundle: the networks' configs, the training settings that differ from `TrainConfig`'s defaults, A's skip."
     name: str = 'tiny'
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    size: int = 64              # training frame size (short side)
-    batch_size: int = 1
+    train: dict = field(default_factory=dict)  # `nfp_nb.train.TrainConfig` fields to change from its defaults, e.g. {'batch_size': 2}
     skip: tuple = (1, 1)        # A's targets: frame t+k, k drawn from this range
-    lr: float = 2e-4            # Adam, betas (0.5, 0.999) as pix2pixHD
-    gan_mode: str = 'lsgan'
-    lambda_feat: float = 10.0   # feature matching weight
-    lambda_l1: float = 0.0      # L1 reconstruction weight
-    lambda_tex: float = 10.0    # texture (Gram) loss weight, random filters (nfp_nb.losses.TextureLoss)
-    lambda_vgg: float = 0.0     # perceptual loss weight (needs VGG19 weights)
-    pushforward: float = 0.0    # A: share of inputs that are its own prediction (`TrainConfig.pushforward`)
-    unroll: int = 0             # A: pushforward runs 1..unroll steps
-    input_noise: float = 0.0    # noise augmentation of G's inputs (`TrainConfig.input_noise`)
+    size: int = 64              # the frame size (short side) it is meant for
     description: str = ''
 
 _PRESETS = {
     'tiny': lambda: Preset('tiny', GeneratorConfig(ngf=8, n_downsampling=2, n_blocks=2),
-                           DiscriminatorConfig(ndf=8, n_layers=2, num_D=2), size=64, batch_size=2,
+                           DiscriminatorConfig(ndf=8, n_layers=2, num_D=2), train=dict(batch_size=2), size=64,
                            description='tests: seconds on a CPU at 64 px'),
     'small': lambda: Preset('small', GeneratorConfig(ngf=32, n_downsampling=3, n_blocks=6),
-                            DiscriminatorConfig(ndf=32, n_layers=3, num_D=2), size=256, batch_size=1,
+                            DiscriminatorConfig(ndf=32, n_layers=3, num_D=2), size=256,
                             description='a CPU demo in minutes at 128-256 px'),
     'default': lambda: Preset('default', GeneratorConfig(ngf=64, n_downsampling=4, n_blocks=9),
-                              DiscriminatorConfig(ndf=64, n_layers=3, num_D=2), size=512, batch_size=1,
+                              DiscriminatorConfig(ndf=64, n_layers=3, num_D=2), size=512,
                               description="pix2pixHD's sizes, for a GPU night"),
 }
 

@@ -16,27 +16,20 @@ from .core import (NFPError, ConfigError, CheckpointError, CacheError, as_device
                          atomic_path, atomic_write_json, file_fingerprint, check_writable)
 from .core import resolve_dtype, autocast, live_progress
 from .models import run_generator
-from .checkpoint import load_generator, checkpoint_ref
+from .checkpoint import load_generator, load_checkpoint, checkpoint_ref
 from .video import contact_sheet
-from .data import FrameStore
-from .models import Preset, get_preset, build_generator, build_discriminator
-from .train import Trainer, TrainConfig, TrainData, dist_env
+from .data import FrameStore, int_range, flip_axes
+from .models import get_preset
+from .train import Trainer, TrainConfig, TrainData, dist_env, train_network
 
 # %% auto #0
-__all__ = ['DEFAULT_AHEAD', 'apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset',
-           'init_from_predictor', 'default_predictor', 'restorer_data', 'prerender_pays', 'inputs_mode',
-           'planned_steps', 'auto_inputs_mode', 'restorer_dataset_from_args', 'train_restorer', 'evaluate_restorer',
-           'restorer_sheet']
+__all__ = ['DEFAULT_N', 'DEFAULT_AHEAD', 'apply_predictor', 'module_fingerprint', 'load_predictor', 'RestorePairDataset',
+           'init_from_predictor', 'default_predictor', 'predictor_preset', 'restorer_data', 'prerender_pays',
+           'inputs_mode', 'planned_steps', 'auto_inputs_mode', 'train_restorer', 'evaluate_restorer', 'restorer_sheet']
 
 # %% ../nbs/08_restorer.ipynb #7f2c6767
+DEFAULT_N = (1, 10)        # B's inputs: A applied 1..10 times (and, drawn on their own, the targets' offsets m)
 DEFAULT_AHEAD = (0, 10)    # B's targets: 0..10 frames ahead of what A's n steps show (bench/bench_loops.py compares the ways)
-
-def _span(r, name:str) -> tuple:
-    "(low, high) from an int (fixed value) or a pair, checked to satisfy 1 <= low <= high."
-    lo, hi = (r, r) if isinstance(r, (int, np.integer)) else tuple(r)
-    lo, hi = int(lo), int(hi)
-    if not 1 <= lo <= hi: raise ConfigError(f"{name}=({lo}, {hi}): need 1 <= low <= high")
-    return lo, hi
 
 def _forward(predictor:nn.Module, x:torch.Tensor, k:int=1) -> torch.Tensor:
     "One step of the predictor on a float batch, passing skip `k` to skip-conditioned generators."
@@ -113,17 +106,12 @@ def _store_fingerprint(store) -> dict:
     if path is not None and Path(path).exists(): return file_fingerprint(path)
     return {'sha1': hashlib.sha1(np.ascontiguousarray(store.frames).tobytes()).hexdigest()[:16]}
 
-def _dist_rank() -> tuple:
-    d = torch.distributed
-    on = d.is_available() and d.is_initialized()
-    return on, (d.get_rank() if on else 0)
-
 class RestorePairDataset(Dataset):
     "Pairs (A applied n times to frame t → frame t+m) for training the restorer B; inputs made in batched A forwards."
     def __init__(self, store,               # a `FrameStore` (`.frames`: T×H×W×3 uint8)
                  predictor,                 # A: a generator module or a checkpoint path
-                 n=(1, 10),                 # range of A steps applied to the start frame (an int: always that many)
-                 m=(1, 10),                 # range of target offsets: the target is frame t+m (an int: always that one)
+                 n=DEFAULT_N,               # range of A steps applied to the start frame (an int: always that many)
+                 m=DEFAULT_N,               # range of target offsets: the target is frame t+m (an int: always that one)
                  ahead=None,                # (lo, hi): draw the target ahead of the input's content instead, m = n + U(lo..hi)
                  mode:str='online',         # 'online' (render per batch as items are fetched) or 'prerender' (once, cached)
                  cache_dir=None,            # prerender cache folder (default `<run>/B/prerender`)
@@ -138,13 +126,10 @@ class RestorePairDataset(Dataset):
                 ):
         if mode not in ('online', 'prerender'): raise ConfigError(f"mode={mode!r}: expected 'online' or 'prerender'")
         self.store, self.frames, self.mode, self.seed, self.k = store, store.frames, mode, seed, k
-        self.n = _span(n, 'n')
-        self.ahead = None if ahead is None else tuple(int(v) for v in ((ahead, ahead) if isinstance(ahead, (int, np.integer)) else ahead))
-        if self.ahead is not None and not 0 <= self.ahead[0] <= self.ahead[1]:
-            raise ConfigError(f"ahead={self.ahead}: need 0 <= low <= high (frames ahead of the input's content)")
-        self.m = _span(m, 'm') if self.ahead is None else (self.n[0] + self.ahead[0], self.n[1] + self.ahead[1])
-        self.flip = {False: '', None: '', True: 'h', 'h': 'h', 'hv': 'hv'}.get(flip, None)
-        if self.flip is None: raise ConfigError(f"flip must be False, True, 'h' or 'hv', got {flip!r}")
+        self.n = int_range(n, 'n')
+        self.ahead = None if ahead is None else int_range(ahead, 'ahead', least=0)   # frames ahead of the input's content
+        self.m = int_range(m, 'm') if self.ahead is None else (self.n[0] + self.ahead[0], self.n[1] + self.ahead[1])
+        self.flip = flip_axes(flip)
         self.batch_size, self.refresh_every, self.progress = max(1, int(batch_size)), int(refresh_every or 0), progress
         T = len(self.frames)
         if T <= self.m[1]: raise ConfigError(f"the video has {T} frames, too few for targets up to m={self.m[1]} frames ahead")
@@ -277,9 +262,8 @@ def prerender(self:RestorePairDataset, force:bool=False # render even if an up-t
              ) -> Path: # the cache file
     "Make sure the uint8 cache of A^n(frame t), n = 1..N, exists for the current A (render it if not) and map it."
     key = self.cache_key()
-    dist_on, rank = _dist_rank()
-    if rank == 0 and (force or not self._open_cache(key)): self._render(key)
-    if dist_on: torch.distributed.barrier()
+    if dist_env()[0] == 0 and (force or not self._open_cache(key)): self._render(key)     # rank 0 renders, the others wait
+    if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()
     if not self._open_cache(key): raise CacheError(f"{self.cache_path}: the prerendered cache is missing or does not match "
                                                    "the predictor after rendering (was it written by another process?)")
     return self.cache_path
@@ -350,10 +334,16 @@ def default_predictor(run) -> Path:
     "Where B looks for A by default: `<run>/A/latest`."
     return Path(run)/'A'/'latest'
 
+def predictor_preset(predictor) -> str|None:
+    "The preset A was trained with (B is built like A unless told otherwise); None for a module or an unreadable checkpoint."
+    if predictor is None or isinstance(predictor, nn.Module): return None
+    try: return load_checkpoint(predictor, parts=(), resume=False).meta.get('preset')
+    except (NFPError, OSError): return None
+
 def restorer_data(store,               # the run's `FrameStore`
                   predictor=None,      # A: module or checkpoint path (default `<run>/A/latest`)
-                  n=(1, 10),           # range of A steps
-                  m=(1, 10),           # range of target offsets
+                  n=DEFAULT_N,         # range of A steps
+                  m=DEFAULT_N,         # range of target offsets
                   prerender:bool=False, # render the inputs once into a cache instead of per batch
                   refresh_every:int=0, # re-read the predictor every this many epochs
                   seed:int=0,          # seed of the (n, m) draws
@@ -378,13 +368,13 @@ def prerender_pays(n,                # B's range of A steps (low, high)
                    batch_size:int=1, # items per step (and process)
                   ) -> bool:
     "Whether rendering A^1..A^N of every frame once costs fewer A forwards than running A for every item B trains on."
-    lo, hi = _span(n, 'n')
+    lo, hi = int_range(n, 'n')
     return hi * frames < (lo + hi) / 2 * steps * batch_size
 
 def inputs_mode(prerender:bool|None, # True/False: the user's choice; None: decide (see below)
                 workers:int,         # DataLoader workers
                 device,              # the training device (A runs there)
-                n=(1, 10), frames:int=None, steps:int=None, batch_size:int=1, # the run, for `prerender_pays`
+                n=DEFAULT_N, frames:int=None, steps:int=None, batch_size:int=1, # the run, for `prerender_pays`
                 cache_bytes:int=None, free_bytes:int=None,  # the cache's size and the free disk where it goes
                ) -> tuple:           # ('online'|'prerender', a note to print or None)
     "How B's inputs are made: pre-rendered when asked, when GPU workers need it, or when it pays and fits on disk."
@@ -394,7 +384,7 @@ def inputs_mode(prerender:bool|None, # True/False: the user's choice; None: deci
         return 'prerender', (f"--workers {workers} on {dev}: A cannot run inside loader processes on the GPU, so B's inputs "
                              f"are pre-rendered once instead (the same as --prerender)")
     if frames is None or steps is None or not prerender_pays(n, frames, steps, batch_size): return 'online', None
-    lo, hi = _span(n, 'n')
+    lo, hi = int_range(n, 'n')
     work = f"{hi * frames} forwards of A once instead of about {round((lo + hi) / 2 * steps * batch_size)} during training"
     if cache_bytes is not None and free_bytes is not None and cache_bytes > free_bytes / 2:
         return 'online', (f"B's inputs are made online: pre-rendering them would save A forwards ({work}) but needs "
@@ -409,71 +399,46 @@ def planned_steps(cfg, starts:int, world:int=1) -> int:
 def auto_inputs_mode(store, n, m, cfg, prerender:bool|None=None, workers:int=0, device=None, cache_dir=None, world:int=1) -> tuple:
     "`inputs_mode` for training B on `store` with the `TrainConfig` `cfg`: the run's size and free disk filled in."
     T, H, W = store.frames.shape[:3]
-    starts = len(store.starts(_span(m, 'm')[1])) if hasattr(store, 'starts') else T - _span(m, 'm')[1]
+    M = int_range(m, 'm')[1]
+    starts = len(store.starts(M)) if hasattr(store, 'starts') else T - M
     folder = Path(cache_dir) if cache_dir is not None else Path(getattr(store, 'run', '.') or '.') / 'B'
     while not folder.exists() and folder != folder.parent: folder = folder.parent
     return inputs_mode(prerender, workers, device, n=n, frames=T, steps=planned_steps(cfg, starts, world),
-                       batch_size=cfg.batch_size, cache_bytes=_span(n, 'n')[1] * T * H * W * 3,
+                       batch_size=cfg.batch_size, cache_bytes=int_range(n, 'n')[1] * T * H * W * 3,
                        free_bytes=shutil.disk_usage(folder).free)
 
-def restorer_dataset_from_args(store, args, device=None) -> TrainData:
-    "`nfp_train --net B`'s data from its arguments (--predictor, --n, --m, --prerender, --refresh-every, --seed, --workers)."
-    pred = getattr(args, 'predictor', None) or default_predictor(args.run)
-    seed = getattr(args, 'seed', None)
-    n, m, ahead = tuple(getattr(args, 'n', None) or (1, 10)), getattr(args, 'm', None), getattr(args, 'ahead', None)
-    if m is not None and ahead is not None: raise ConfigError("--m and --ahead are two ways of drawing B's targets: give one")
-    if m is None: ahead = tuple(ahead or DEFAULT_AHEAD); m = (n[0] + ahead[0], n[1] + ahead[1])   # the furthest target, for the start frames
-    else: m, ahead = tuple(m), None
-    workers, cfg = getattr(args, 'workers', None) or 0, getattr(args, 'train_config', None)
-    prerender = getattr(args, 'prerender', None)
-    if cfg is not None: mode, note = auto_inputs_mode(store, n, m, cfg, prerender, workers, device, world=dist_env()[1])
-    else: mode, note = inputs_mode(prerender, workers, device)          # no run plan to weigh: online unless asked or GPU workers
-    if note and _dist_rank()[1] == 0: print(f"nfp_train: note: {note}", file=sys.stderr)
-    return restorer_data(store, pred, n=n, m=m, prerender=mode == 'prerender', refresh_every=getattr(args, 'refresh_every', 0) or 0,
-                         seed=0 if seed is None else seed, device=device, init=getattr(args, 'init', None) or 'auto',
-                         **({'ahead': ahead} if ahead is not None else {}))
 
 # %% ../nbs/08_restorer.ipynb #9ecbfd77
-def train_restorer(run,                    # run folder with `frames/` (and `A/` for the default predictor)
+def train_restorer(run,                    # run folder with `frames/` (and `A/` for the default predictor); checkpoints go to `<run>/<net>/`
                    predictor=None,         # A: module or checkpoint path (default `<run>/A/latest`)
-                   n=(1, 10),              # range of A steps applied to the start frame
+                   n=DEFAULT_N,            # range of A steps applied to the start frame
                    m=None,                 # range of target offsets drawn on their own (instead of `ahead`)
                    ahead=None,             # (lo, hi): targets m = n + lo..hi frames ahead of the input's content (default `DEFAULT_AHEAD` unless `m` is given)
                    prerender:bool|None=None, # render the inputs once into `<run>/B/prerender/` (None: when it pays, see `inputs_mode`)
-                   preset='tiny',          # B's network preset: a name or a `Preset`
-                   epochs:int=None,        # epochs in the whole run (default 10)
-                   steps:int=None,         # or optimizer steps, instead of epochs
-                   net:str='B',            # folder name of B's checkpoints under the run
-                   store=None,             # a `FrameStore` to use instead of the run's
+                   preset=None,            # B's preset, a name or a `Preset` (None: the resumed run's, else A's, else 'small')
                    refresh_every:int=0,    # re-read the predictor every this many epochs
-                   resume:bool=False,      # continue from `<run>/<net>/latest`
-                   device=None,            # training device (A runs there too)
-                   dataset_kwargs:dict=None, # more `RestorePairDataset` arguments
-                   init:str='auto',        # B's starting weights: 'auto' (A's when the architectures match), 'predictor', 'random', or a network
-                   **train_kwargs,         # `TrainConfig` fields (batch_size, lr, lambda_l1, seed, ...)
-                  ) -> Trainer:            # the trainer, after `fit`
-    "Train the restorer B against a frozen predictor A with the standard `Trainer`; checkpoints go to `<run>/B/`."
-    store = store if store is not None else FrameStore.load(run)
-    p = preset if isinstance(preset, Preset) else get_preset(preset)
-    kw = dict(batch_size=p.batch_size, lr=p.lr, gan_mode=p.gan_mode, lambda_feat=p.lambda_feat, lambda_l1=p.lambda_l1, lambda_tex=p.lambda_tex)
-    kw.update(epochs=epochs or 10, steps=steps, **train_kwargs)
-    cfg = TrainConfig(**kw)
-    if m is not None and ahead is not None: raise ConfigError("m and ahead are two ways of drawing B's targets: give one")
-    if m is None and ahead is None: ahead = DEFAULT_AHEAD
-    if ahead is not None:                                  # the furthest target decides which start frames fit
-        ahead = tuple(ahead); lo, hi = _span(n, 'n'); m = (lo + ahead[0], hi + ahead[1])
-    mode, note = auto_inputs_mode(store, n, m, cfg, prerender, device=device, cache_dir=(dataset_kwargs or {}).get('cache_dir'))
-    if note: print(f"train_restorer: note: {note}", file=sys.stderr)
-    data = restorer_data(store, predictor if predictor is not None else default_predictor(run), n=n, m=m,
-                         prerender=mode == 'prerender', refresh_every=refresh_every, seed=cfg.seed, device=device, init=init,
-                         **({'ahead': ahead} if ahead is not None else {}), **(dataset_kwargs or {}))
-    G, D = build_generator(p.generator), build_discriminator(p.discriminator)
-    if not resume: data.init(G)
-    trainer = Trainer(G, D, data.dataset, cfg, run, net, meta={'preset': p.name, **data.meta},
-                      epoch_hook=data.epoch_hook, device=device)
-    if resume: trainer.resume()
-    return trainer.fit()
-
+                   init='auto',            # B's starting weights: 'auto' (A's when the architectures match), 'predictor', 'random', or a network
+                   net:str='B',            # folder name of B's checkpoints under the run
+                   dataset_kwargs:dict=None, # more `RestorePairDataset` arguments (cache_dir, flip, progress, ...)
+                   **kwargs,               # `train_network` arguments (resume, store, device, quiet, generator, ...) and `TrainConfig` fields
+                  ) -> Trainer:            # the trainer, after its fit
+    "Train the restorer B against a frozen predictor A with the standard `Trainer` (`train_network`); checkpoints go to `<run>/B/`."
+    if m is not None and ahead is not None:
+        raise ConfigError("m and ahead are two ways of drawing B's targets: give one",
+                          cli="--m and --ahead are two ways of drawing B's targets: give one")
+    if m is None: ahead = int_range(DEFAULT_AHEAD if ahead is None else ahead, 'ahead', least=0)
+    lo, hi = int_range(n, 'n')
+    m = (lo + ahead[0], hi + ahead[1]) if ahead is not None else int_range(m, 'm')   # the furthest target decides the start frames
+    pred = predictor if predictor is not None else default_predictor(run)
+    if isinstance(preset, str): preset = get_preset(preset)
+    dkw = dict(dataset_kwargs or {})
+    def data(store, cfg, p, saved, device):              # the `train_network` data function of B
+        world = dist_env()[1]
+        mode, note = auto_inputs_mode(store, n, m, cfg, prerender, cfg.num_workers, device, dkw.get('cache_dir'), world)
+        if note and dist_env()[0] == 0: print(f"note: {note}", file=sys.stderr)
+        return restorer_data(store, pred, n=n, m=m, prerender=mode == 'prerender', refresh_every=refresh_every, seed=cfg.seed,
+                             device=device, init=init, **({'ahead': ahead} if ahead is not None else {}), **dkw)
+    return train_network(run, net, data, preset=preset, default_preset=predictor_preset(pred) or 'small', **kwargs)
 
 # %% ../nbs/08_restorer.ipynb #994666ab
 def _l1_to_frames(y:torch.Tensor, real:torch.Tensor) -> torch.Tensor:

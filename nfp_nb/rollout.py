@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_rollout.ipynb #79ab5982
 from __future__ import annotations
-import copy, math, time, warnings
+import copy, math, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,13 +14,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from .core import ConfigError, CheckpointError, ScheduleError, SourceError, as_device, resolve_dtype, autocast, to_float, to_uint8, live_progress
-from .data import resize_frames
+from .data import resize_frames, target_geometry
 from .models import run_generator
+from .tracks import CompiledNet
 
 # %% auto #0
-__all__ = ['DEFAULT_SCHEDULE', 'COMPILE_BREAK_EVEN', 'Schedule', 'chain_steps', 'chain_of', 'parse_schedule', 'split_strength',
-           'with_strength', 'blend_checkpoints', 'load_start', 'LoopMotion', 'motion_at', 'apply_motion',
-           'CollapseEvent', 'CollapseConfig', 'compile_pays', 'RolloutRun', 'RolloutResult', 'iter_rollout', 'rollout']
+__all__ = ['DEFAULT_SCHEDULE', 'COMPILE_BREAK_EVEN', 'Schedule', 'chain_steps', 'chain_of', 'join_names', 'parse_schedule',
+           'split_strength', 'with_strength', 'load_net', 'blend_checkpoints', 'start_size', 'load_start', 'LoopMotion',
+           'motion_at', 'apply_motion', 'CollapseEvent', 'CollapseConfig', 'compile_pays', 'RolloutRun',
+           'RolloutResult', 'iter_rollout', 'rollout']
 
 # %% ../nbs/10_rollout.ipynb #fe0c2773
 class Schedule:
@@ -30,19 +32,19 @@ class Schedule:
         self.pattern = None
         if callable(spec): return
         if not isinstance(spec, str) or not spec.strip():
-            raise ScheduleError(f"schedule {spec!r}: expected a pattern such as 'AAAB' or a callable; networks given: {_fmt(self.names)}")
+            raise ScheduleError(f"schedule {spec!r}: expected a pattern such as 'AAAB' or a callable; networks given: {join_names(self.names)}")
         s = spec.strip()
         if ',' in s or ' ' in s: self.pattern = [t.strip() for t in s.replace(' ', ',').split(',') if t.strip()]
         else: self.pattern = [s] if s in self.names else _letters(s)    # 'A2' is one network if it is a name, else letters
         bad = list(dict.fromkeys(n for t in self.pattern for n in chain_of(t) if n not in self.names))
-        if bad: raise ScheduleError(f"schedule {spec!r} names {_fmt(bad)}, not among the networks given: {_fmt(self.names)}")
+        if bad: raise ScheduleError(f"schedule {spec!r} names {join_names(bad)}, not among the networks given: {join_names(self.names)}")
 
     def __call__(self, step:int) -> str:
         "Name of the network that runs at `step` (0-based)."
         if self.pattern is not None: return self.pattern[step % len(self.pattern)]
         name = self.spec(step)
         if not all(n in self.names for n in chain_of(name)):
-            raise ScheduleError(f"schedule function returned {name!r} at step {step}; networks given: {_fmt(self.names)}")
+            raise ScheduleError(f"schedule function returned {name!r} at step {step}; networks given: {join_names(self.names)}")
         return name
 
     def __repr__(self): return f"Schedule({''.join(self.pattern) if self.pattern and all(len(p) == 1 for p in self.pattern) else self.spec!r})"
@@ -86,7 +88,10 @@ def _letters(s:str) -> list:
     if group is not None: raise ScheduleError(f"schedule {s!r}: '[' is never closed")
     return out
 
-def _fmt(names): return ', '.join(map(str, names)) if names else '(none)'
+def join_names(names:list # network names
+              ) -> str:     # 'A, B', or '(none)'
+    "Network names as error messages list them."
+    return ', '.join(map(str, names)) if names else '(none)'
 
 def parse_schedule(schedule,  # pattern string ('AAAB', 'A', 'pred,fix') or callable(step) -> name
                    nets,      # dict of networks (or just their names) the schedule may use
@@ -128,8 +133,11 @@ def with_strength(schedule:str,   # a pattern, e.g. '[AB]' or 'pred,pred+fix'
 
 
 # %% ../nbs/10_rollout.ipynb #d4b1669f
-def _load_net(net, device='cpu', ema:bool=False):
-    "`net` itself if it is a module, else the generator loaded from the checkpoint path `net` (its EMA weights if `ema`)."
+def load_net(net,              # a module, a checkpoint path (anything `load_generator` takes) or a callable
+             device='cpu',     # where a loaded checkpoint goes
+             ema:bool=False,   # load a checkpoint's EMA weights
+            ):
+    "A network given in any of the ways a rollout accepts: a module or callable as it is, a checkpoint path loaded."
     if isinstance(net, nn.Module): return net
     if isinstance(net, (str, Path)):
         from nfp_nb.checkpoint import load_generator    # imported late: rollouts of plain modules need no checkpoint module
@@ -142,7 +150,7 @@ def blend_checkpoints(a,             # first network (module or checkpoint path)
                       alpha:float,   # interpolation factor; outside [0,1] extrapolates
                      ) -> nn.Module:
     "A copy of `a` whose every floating-point tensor is `torch.lerp(a, b, alpha)`."
-    a, b = _load_net(a), _load_net(b)
+    a, b = load_net(a), load_net(b)
     sa, sb = a.state_dict(), b.state_dict()
     for k in list(sa) + [k for k in sb if k not in sa]:
         if k not in sa or k not in sb:
@@ -162,12 +170,11 @@ def _resize_u8(x:torch.Tensor, hw) -> torch.Tensor:
     if tuple(x.shape[1:3]) == tuple(hw): return x
     return torch.from_numpy(resize_frames(x.cpu().numpy(), (0, 0, *x.shape[1:3]), tuple(hw)))
 
-def _target_hw(h, w, size):
-    if size is None: return (h, w)
-    if isinstance(size, int):
-        s = size / min(h, w)
-        return (max(1, round(h * s)), max(1, round(w * s)))
-    return tuple(int(v) for v in size)
+def start_size(h:int, w:int, # the start's height and width
+               size,         # int (the short side), (H, W), or None (keep h×w)
+              ) -> tuple:    # (H, W)
+    "The size a start of h×w is resized to: its short side to `size` (the aspect kept), or exactly (H, W)."
+    return (h, w) if size is None else target_geometry(h, w, size, 'none')[1]
 
 def load_start(start,            # store index, image path, array/tensor, 'noise', or a list of these
                size=None,        # int (short side) or (H, W); None keeps the start's size (noise: 256)
@@ -182,7 +189,7 @@ def load_start(start,            # store index, image path, array/tensor, 'noise
             hw = parts[0].shape[1:3]; parts = [_resize_u8(p, hw) for p in parts]
         return torch.cat(parts)
     if isinstance(start, str) and start == 'noise':
-        hw = _target_hw(256, 256, 256) if size is None else _target_hw(size, size, size) if isinstance(size, int) else tuple(size)
+        hw = start_size(256, 256, size or 256)
         g = torch.Generator().manual_seed(seed)
         x = torch.randint(0, 256, (batch or 1, *hw, 3), generator=g, dtype=torch.uint8)
         return x
@@ -204,7 +211,7 @@ def load_start(start,            # store index, image path, array/tensor, 'noise
         elif x.ndim == 3: x = x[None]
         if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
             raise ConfigError(f"start array must be uint8 (H,W,3)/(B,H,W,3) or float (3,H,W)/(B,3,H,W), got {tuple(x.shape)} {x.dtype}")
-    x = _resize_u8(x, _target_hw(*x.shape[1:3], size))
+    x = _resize_u8(x, start_size(*x.shape[1:3], size))
     return x.repeat(batch, 1, 1, 1) if batch and len(x) == 1 else x
 
 # %% ../nbs/10_rollout.ipynb #6207e681
@@ -345,21 +352,6 @@ def compile_pays(steps:int, h:int, w:int, batch:int=1) -> bool:
     "Will `torch.compile` win back its warm-up on a rollout of `steps` frames of h×w (× batch)?"
     return int(steps) * h * w * batch >= COMPILE_BREAK_EVEN
 
-class _Compiled(nn.Module):
-    "A `torch.compile`d network that falls back to the eager one, with a warning, if compiling fails (e.g. no C++ compiler)."
-    def __init__(self, net:nn.Module):
-        super().__init__()
-        self.eager, self.compiled, self.failed = net, torch.compile(net), False
-        self.cfg = getattr(net, 'cfg', None)
-    def forward(self, *args, **kwargs):
-        if not self.failed:
-            try: return self.compiled(*args, **kwargs)
-            except Exception as e:                       # compilation errors surface at the first call
-                self.failed = True
-                warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-                              "rolling out eagerly")
-        return self.eager(*args, **kwargs)
-
 def _per_net(v, name, default):
     if isinstance(v, dict): return float(v.get(name, default))
     return float(v)
@@ -393,7 +385,7 @@ class RolloutRun:
         self.motion = motion; motion_at(motion, 0)          # checked now, not at the first step
         if int(steps) <= 0: raise ConfigError(f"steps must be positive, got {steps}")
         if on_collapse not in (None, 'noise') and on_collapse not in nets:
-            raise ScheduleError(f"on_collapse={on_collapse!r}: expected None, 'noise' or a network name among {_fmt(list(nets))}")
+            raise ScheduleError(f"on_collapse={on_collapse!r}: expected None, 'noise' or a network name among {join_names(list(nets))}")
         per_sample = isinstance(schedule, (list, tuple))
         self.schedules = [parse_schedule(sc, nets) for sc in (schedule if per_sample else [schedule])]
         if not self.schedules: raise ScheduleError("empty list of schedules")
@@ -408,11 +400,11 @@ class RolloutRun:
         self.compiled = bool(compile)
         self.nets = {}
         for k, n in nets.items():
-            n = _load_net(n, self.device)
+            n = load_net(n, self.device)
             if isinstance(n, nn.Module):
                 n = n.to(self.device).eval()
                 if self.channels_last: n = n.to(memory_format=torch.channels_last)
-                if compile: n = _Compiled(n)
+                if compile: n = CompiledNet(n, warn='rolling out eagerly')   # eager if compiling fails (no C++ compiler, ...)
             self.nets[k] = n
         if per_sample:                                   # one schedule (and so one set of networks) per sample
             if len(self.start) == 1: self.start = self.start.repeat(len(self.schedules), 1, 1, 1)

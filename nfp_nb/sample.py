@@ -4,17 +4,16 @@
 
 # %% ../nbs/02_sample.ipynb #aeb201a2
 from __future__ import annotations
-import math, argparse
+import math
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import ConfigError, CLIParser, cli_guard
+from .core import ConfigError
 from .video import write_video, contact_sheet
 
 # %% auto #0
-__all__ = ['PALETTES', 'palette_lut', 'noise_texture', 'iter_sample', 'sample_video', 'write_sample', 'sample_parser',
-           'sample_main']
+__all__ = ['PALETTES', 'palette_lut', 'noise_texture', 'iter_sample', 'sample_video', 'write_sample']
 
 # %% ../nbs/02_sample.ipynb #467ba640
 PALETTES = {  # cyclic colour ramps (first colour repeated last)
@@ -176,27 +175,3 @@ def write_sample(path:Path,        # output .mp4
                 ) -> Path:
     "Render the sample video straight into an mp4, chunk by chunk."
     return write_video(path, iter_sample(n_frames, size, seed, height), fps=fps)
-
-# %% ../nbs/02_sample.ipynb #5bb88089
-def sample_parser() -> CLIParser:
-    "The argument parser of `nfp_sample`."
-    p = CLIParser(prog='nfp_sample', description='Write the built-in procedural sample video to an mp4.')
-    p.add_argument('out', help='output .mp4 file')
-    p.add_argument('--frames', type=int, default=300, help='number of frames (default 300)')
-    p.add_argument('--size', type=int, default=256, help='width in pixels (default 256)')
-    p.add_argument('--height', type=int, default=None, help='height in pixels (default: --size)')
-    p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
-    p.add_argument('--fps', type=float, default=30, help='frames per second (default 30)')
-    return p
-
-@cli_guard
-def sample_main(argv=None):
-    "Console script `nfp_sample`: write the procedural sample video to an mp4."
-    a = sample_parser().parse_args(argv)
-    if a.fps <= 0: raise ConfigError(f"--fps must be positive, got {a.fps}")
-    out = write_sample(a.out, a.frames, a.size, a.seed, a.fps, a.height)
-    print(f"{out}: {a.frames} frames, {a.size}x{a.height or a.size}, {a.fps:g} fps, seed {a.seed}")
-
-# %% ../nbs/02_sample.ipynb #29a93a40
-#| eval: false
-if __name__ == '__main__': sample_main()

@@ -4,13 +4,13 @@
 
 # %% ../nbs/12_tracks.ipynb #173588c3
 from __future__ import annotations
-import atexit, threading, time, weakref
+import atexit, threading, time, warnings, weakref
 import torch
 import torch.nn as nn
 from .core import as_device, resolve_dtype, autocast
 
 # %% auto #0
-__all__ = ['RolloutTrack', 'SwapNet', 'BackgroundCompiler']
+__all__ = ['RolloutTrack', 'CompiledNet', 'SwapNet', 'BackgroundCompiler']
 
 # %% ../nbs/12_tracks.ipynb #d4fff768
 class _Closed(Exception): "Raised inside a rollout callback to end a closed track's thread."
@@ -113,6 +113,28 @@ def _torch_compile(net:nn.Module) -> nn.Module:
     "The default compiler: one static shape per network (a preview has one size)."
     return torch.compile(net, dynamic=False)
 
+class CompiledNet(nn.Module):
+    "`net` compiled by `compile_fn`; if a compiled call fails (no C++ compiler, say), the eager `net` from then on."
+    def __init__(self, net:nn.Module,  # the eager network
+                 compile_fn=None,      # callable(net) -> module; None: `torch.compile(net)`
+                 warn:str=None,        # on failure, warn "torch.compile failed (reason); {warn}" (None: only record it)
+                ):
+        super().__init__()
+        self.eager, self.cfg = net, getattr(net, 'cfg', None)    # `cfg`: `run_generator` asks it about skip_cond
+        self._compiled = ((compile_fn or torch.compile)(net),)   # in a tuple, so it is no submodule (one copy of the weights)
+        self.error, self.warn = None, warn                       # `error`: why compiling failed, in one line
+
+    def forward(self, *args, **kwargs):
+        "The compiled network's output, or the eager one's once compiling has failed (errors surface at the first call)."
+        if self.error is None:
+            try: return self._compiled[0](*args, **kwargs)
+            except Exception as e:
+                self.error = _brief(e)
+                if self.warn: warnings.warn(f"torch.compile failed ({self.error}); {self.warn}")
+        return self.eager(*args, **kwargs)
+
+
+# %% ../nbs/12_tracks.ipynb #b8cafb8c
 class SwapNet(nn.Module):
     "A network that runs eagerly until a compiled, warmed copy is swapped in whole, between two calls."
     def __init__(self, net:nn.Module,       # the eager network
@@ -147,11 +169,13 @@ class SwapNet(nn.Module):
         "One step: the compiled copy once it is ready and `x` matches what it was warmed up on, else the eager network."
         with self.lock: fast, gen = self._fast, self.generation      # one read: the whole copy or none
         if fast and self.fits(x):
-            try: y = fast[0](x.contiguous(memory_format=self.memory_format), *args)
-            except Exception as e: self._failed(e, gen)               # e.g. a recompile that fails: eager from now on
-            else:
+            y = fast[0](x.contiguous(memory_format=self.memory_format), *args)
+            if fast[0].error is None:
                 self.calls['compiled'] += 1
                 return y
+            self._failed(fast[0].error, gen)                          # e.g. a recompile that failed: eager from now on
+            self.calls['eager'] += 1
+            return y                                                  # (the eager network's output)
         self.calls['eager'] += 1
         return self.eager(x, *args)
 
@@ -170,7 +194,7 @@ class SwapNet(nn.Module):
         try:
             self.eager.to(self.device)                      # as `RolloutRun` puts it (a no-op once a rollout did):
             if self.channels_last: self.eager.to(memory_format=torch.channels_last)   # the weights' layout is guarded too
-            c = (compile_fn or _torch_compile)(self.eager)
+            c = CompiledNet(self.eager, compile_fn or _torch_compile)
             g = torch.Generator(self.device).manual_seed(0)         # never the global generator: other threads use it
             with torch.inference_mode(), autocast(self.device, self.dtype):      # an inference tensor, as a rollout's
                 x = (torch.rand(self.shape, generator=g, device=self.device) * 2 - 1).contiguous(memory_format=self.memory_format)
@@ -178,6 +202,7 @@ class SwapNet(nn.Module):
             if self.device.type == 'cuda': torch.cuda.synchronize(self.device)
         except Exception as e:
             self._failed(e, gen); return False
+        if c.error is not None: self._failed(c.error, gen); return False   # the warm-up call failed: eager for good
         with self.lock:
             if gen != self.generation: return False                 # dropped meanwhile: this copy is stale
             self._fast, self.state = (c,), 'ready'
@@ -192,7 +217,7 @@ class SwapNet(nn.Module):
     def _failed(self, e, gen):
         with self.lock:
             if gen != self.generation: return
-            self._fast, self.state, self.error = (), 'failed', _brief(e)
+            self._fast, self.state, self.error = (), 'failed', e if isinstance(e, str) else _brief(e)
 
 # %% ../nbs/12_tracks.ipynb #c350ca13
 class BackgroundCompiler:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #1775b7bc
 from __future__ import annotations
-import io, os, sys, copy, math, time, random, signal, argparse, threading, contextlib, dataclasses
+import io, os, sys, copy, math, time, random, signal, threading, contextlib, dataclasses
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -14,22 +14,21 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler, DistributedSampler, default_collate
 from fastprogress.fastprogress import master_bar, progress_bar, NBMasterBar, IN_NOTEBOOK
 from fastcore.basics import patch
-from .core import (live_progress, NFPError, CLIParser, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
-                         bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, cli_guard, atomic_path,
-                         dataclass_flags, dataclass_overrides, CacheError, RunLockError, run_lock, add_run_argument,
-                         check_writable, free_bytes, human_bytes)
+from .core import (live_progress, NFPError, ConfigError, TrainingError, CheckpointError, SourceError, as_device,
+                         bf16_supported, resolve_dtype, autocast, seed_everything, to_uint8, atomic_path,
+                         CacheError, RunLockError, run_lock, check_writable, free_bytes, human_bytes)
 from .video import contact_sheet
-from .data import FrameStore, PairDataset, make_loader
-from .models import run_generator, build_generator, build_discriminator, get_preset, config_from_dict, GeneratorConfig, DiscriminatorConfig
+from .data import FrameStore, PairDataset, make_loader, int_range
+from .models import (run_generator, build_generator, build_discriminator, Preset, get_preset, config_from_dict,
+                           GeneratorConfig, DiscriminatorConfig)
 from .losses import GANLoss, feature_matching_loss, VGGLoss, TextureLoss
 from .metrics import pair_fidelity
 from .checkpoint import save_checkpoint, load_checkpoint, checkpoint_name, prune_checkpoints, load_state_strict
 
 # %% auto #0
-__all__ = ['NETS', 'EMA', 'capture_rng_state', 'restore_rng_state', 'TrainConfig', 'lr_factor', 'ResumableSampler',
-           'preserve_rng', 'dist_env', 'init_distributed', 'dist_run_lock', 'Trainer', 'TrainData', 'build_dataset',
-           'pair_data', 'train_parser', 'train_config_from_args', 'network_configs', 'load_global', 'torchrun_command',
-           'run_training', 'train_main']
+__all__ = ['AMP_MODES', 'EMA', 'capture_rng_state', 'restore_rng_state', 'TrainConfig', 'lr_factor', 'ResumableSampler',
+           'preserve_rng', 'dist_env', 'init_distributed', 'dist_run_lock', 'Trainer', 'train_config', 'TrainData',
+           'pair_data', 'network_configs', 'load_global', 'check_frames', 'train_network', 'train_predictor']
 
 # %% ../nbs/07_train.ipynb #e00e0495
 class EMA:
@@ -78,6 +77,8 @@ def restore_rng_state(st:dict):
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 # %% ../nbs/07_train.ipynb #793907f7
+AMP_MODES = ('auto', 'bf16', 'fp16', 'off')   # TrainConfig.amp's choices
+
 @dataclass
 class TrainConfig:
     "How to train (the networks' shapes live in their own configs): schedule, losses, speed switches, checkpoints."
@@ -95,7 +96,7 @@ class TrainConfig:
     tex_channels: int = 16          # channels of the texture loss's random features (cost grows with their square)
     lambda_vgg: float = 10.0        # perceptual weight, used only when `vgg_weights` is given
     vgg_weights: str|None = None    # local VGG19 weights file for the perceptual loss (None: no perceptual loss)
-    amp: str = 'auto'               # 'auto' (bf16 where native; fp16 + loss scaling on older GPUs; else off), 'bf16', 'fp16' or 'off'
+    amp: str = field(default='auto', metadata={'flag': {'choices': AMP_MODES}}) # 'auto' (bf16 where native; fp16 + loss scaling on older GPUs; else off), 'bf16', 'fp16' or 'off'
     channels_last: bool|None = None # None: on for CUDA, off on CPU (slower there with instance norm)
     compile: bool = False           # torch.compile G and D (a slow first step; not faster on the CPUs measured, see Speed)
     ema: float = 0.0                # decay of an EMA copy of G's weights (0: no EMA)
@@ -106,7 +107,7 @@ class TrainConfig:
     n_samples: int = 3              # rows of the sample grid
     seed: int = 0                   # seeds the data order and every RNG
     deterministic: bool = False     # deterministic algorithms: bit-identical repeats on CPU
-    num_workers: int = 0            # DataLoader worker processes
+    num_workers: int = field(default=0, metadata={'flag': {'aliases': ['--workers']}}) # DataLoader worker processes
     niter_fix_global: int = 0       # LocalEnhancer: epochs during which the global part stays frozen
     log_every: int = 0              # one loss point every N steps (0: about 4 per epoch, at most every 50)
     pushforward: float = 0.0        # share of inputs replaced by G's own n-step prediction from `prev` (needs `unroll`)
@@ -120,7 +121,7 @@ class TrainConfig:
         if self.steps is not None and self.steps < 1: raise bad(f"steps={self.steps}: must be at least 1")
         if self.batch_size < 1: raise bad(f"batch_size={self.batch_size}: must be at least 1")
         if not self.lr > 0: raise bad(f"lr={self.lr}: must be positive")
-        if self.amp not in ('auto', 'bf16', 'fp16', 'off'): raise bad(f"amp={self.amp!r}: expected 'auto', 'bf16', 'fp16' or 'off'")
+        if self.amp not in AMP_MODES: raise bad(f"amp={self.amp!r}: expected 'auto', 'bf16', 'fp16' or 'off'")
         if self.decay_unit not in ('auto', 'epoch', 'step'): raise bad(f"decay_unit={self.decay_unit!r}: expected 'auto', 'epoch' or 'step'")
         if not 0 <= self.ema < 1: raise bad(f"ema={self.ema}: must be in [0, 1)")
         if not 0 <= self.pushforward <= 1: raise bad(f"pushforward={self.pushforward}: must be in [0, 1]")
@@ -168,8 +169,10 @@ def preserve_rng():
 
 # %% ../nbs/07_train.ipynb #e9ac0c27
 def dist_env() -> tuple: # (rank, world_size, local_rank)
-    "Rank, world size and local rank from torchrun's environment; (0, 1, 0) when not launched by it."
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+    "This process's rank, the world size and its local rank: the process group's once it is up, else torchrun's environment; (0, 1, 0) alone."
+    local = int(os.environ.get('LOCAL_RANK', 0))
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size(), local
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), local
 
 def init_distributed(device=None) -> torch.device:
     "Join the process group torchrun prepared (gloo on CPU, NCCL on CUDA) if there is one; returns this process's device."
@@ -685,164 +688,68 @@ def _fit(self:Trainer, until:int=None, show:bool=True) -> Trainer:
     if lines and self.batch: print(self._epoch_line(t0, n0), flush=True)
     return self
 
-# %% ../nbs/07_train.ipynb #87ba534c
+# %% ../nbs/07_train.ipynb #d8b41cc9
+def train_config(preset:Preset=None, # its `train` fields change `TrainConfig`'s defaults first
+                 saved:dict=None,    # a resumed run's settings (its checkpoint's `meta['train']`) on top
+                 **given,            # `TrainConfig` fields given now, on top of both (None: not given)
+                ) -> TrainConfig:
+    "A run's `TrainConfig`: the defaults, then the preset's `train`, then a resumed run's settings, then those `given`."
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in given.items() if v is not None}
+    pre = dict(preset.train) if preset is not None else {}
+    unknown = sorted((set(given) | set(pre)) - names)
+    if unknown: raise ConfigError(f"TrainConfig has no field(s) {', '.join(unknown)}")
+    if 'epochs' in given and 'steps' in given: raise ConfigError("epochs and steps are two lengths of the run: give one")
+    kw = pre
+    if saved:
+        kw.update({k: v for k, v in saved.items() if k in names})
+        if 'lambda_tex' not in saved: kw['lambda_tex'] = 0.0    # a run started before the texture loss existed keeps its objective
+        if 'tex_channels' not in saved: kw['tex_channels'] = 32  # ... and one started with 32-channel texture features too
+    if 'epochs' in given: kw['steps'] = None                     # epochs given again: the run counts epochs from now on
+    return TrainConfig(**{**kw, **given})
+
+# %% ../nbs/07_train.ipynb #0da27183
 @dataclass
 class TrainData:
-    "What a dataset builder hands the trainer: the dataset, an optional epoch hook, facts for the checkpoint."
+    "What a data function hands the trainer: the dataset, an optional epoch hook, facts for the checkpoint."
     dataset: Dataset
     epoch_hook: object = None   # `hook(trainer, epoch)`, may return a fresh dataset
     meta: dict = field(default_factory=dict)
     init: object = None         # `init(G)`: set the fresh generator's starting weights (resuming overwrites them)
     heldout: Dataset = None     # pairs kept out of training, for the one-step fidelity
 
-NETS = ('A', 'B')   # the networks `nfp_train` trains: the predictor and the restorer
-
-def build_dataset(store, net:str, args, device=None) -> TrainData:
-    "The training data of network `net`: A's pairs (`pair_data`), or B's (`nfp_nb.restorer.restorer_dataset_from_args`)."
-    if net == 'A': return pair_data(store, args, device)
-    if net == 'B':
-        from nfp_nb.restorer import restorer_dataset_from_args   # restorer builds on this module, so it comes in here
-        return restorer_dataset_from_args(store, args, device)
-    raise ConfigError(f"--net {net}: expected one of {', '.join(NETS)}")
-
-def pair_data(store, args, device=None) -> TrainData:
-    "Network A's data: pairs (frame t → frame t+k), k drawn from `--skip MIN MAX`."
-    lo, hi = args.skip
-    if not 1 <= lo <= hi: raise ConfigError(f"--skip {lo} {hi}: need 1 <= MIN <= MAX")
-    unroll = getattr(args, 'unroll', None) or 0
-    crop, hold = getattr(args, 'crop_size', None), getattr(args, 'holdout', None) or 0
+def pair_data(store,              # the run's `FrameStore`
+              cfg:TrainConfig,    # the run's settings: the seed, and pushforward's `unroll`
+              skip=(1, 1),        # targets t+k, k in this range (an int K: 1..K)
+              crop_size:int=None, # train on random crops of this size (patch training of large frames)
+              holdout:int=0,      # keep the last N frames out of training; the one-step fidelity is measured on them
+             ) -> TrainData:
+    "Network A's data: pairs (frame t → frame t+k), k drawn from `skip`, the last `holdout` frames held back."
+    lo, hi = int_range(skip, 'skip', upto=True)
+    unroll = cfg.unroll if cfg.pushforward else 0        # `prev` frames only where the pushforward uses them
     T = len(store)
-    if hold and not hi < hold < T - hi:
-        raise ConfigError(f"--holdout {hold}: keep between {hi + 1} and {T - hi - 1} of the run's {T} frames back "
+    if holdout and not hi < holdout < T - hi:
+        raise ConfigError(f"holdout={holdout}: keep between {hi + 1} and {T - hi - 1} of the run's {T} frames back "
                           f"(pairs up to {hi} frames apart must fit on both sides)")
-    ds = PairDataset(store, skip=(lo, hi), seed=args.seed, unroll=unroll, crop=crop, frames=(0, T - hold) if hold else None)
-    held = PairDataset(store, skip=(lo, lo), seed=args.seed, frames=(T - hold, T)) if hold else None
-    return TrainData(ds, heldout=held, meta={'skip': [lo, hi], **({'crop_size': crop} if crop else {}),
-                                            **({'holdout': hold} if hold else {})})
+    ds = PairDataset(store, skip=(lo, hi), seed=cfg.seed, unroll=unroll, crop=crop_size, frames=(0, T - holdout) if holdout else None)
+    held = PairDataset(store, skip=(lo, lo), seed=cfg.seed, frames=(T - holdout, T)) if holdout else None
+    return TrainData(ds, heldout=held, meta={'skip': [lo, hi], **({'crop_size': crop_size} if crop_size else {}),
+                                            **({'holdout': holdout} if holdout else {})})
 
-# %% ../nbs/07_train.ipynb #67a5a087
-def train_parser() -> argparse.ArgumentParser:
-    "The `nfp_train` argument parser."
-    p = CLIParser(prog='nfp_train', description="Train network A (next-frame predictor) or B (restorer) on a run's frames.")
-    add_run_argument(p, "run folder holding the frames nfp_prep made (RUN/frames); checkpoints go to RUN/NET/")
-    p.add_argument('--net', default='A', choices=NETS, help="network to train: A (predictor) or B (restorer)")
-    p.add_argument('--preset', help="tiny, small or default (default: the checkpoint's when resuming, else small)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument('--epochs', type=int, help="epochs in the whole run (default 10)")
-    g.add_argument('--steps', type=int, help="optimizer steps in the whole run, instead of --epochs")
-    p.add_argument('--batch-size', type=int, help="pairs per step and process (default: the preset's)")
-    p.add_argument('--lr', type=float, help="Adam learning rate (default: the preset's, 2e-4)")
-    p.add_argument('--lambda-tex', type=float, help="texture (Gram) loss weight (default: the preset's, 10; 0: off)")
-    p.add_argument('--pushforward', type=float, help="A: share of inputs that are A's own prediction from an earlier frame (default: the preset's)")
-    p.add_argument('--unroll', type=int, help="A: pushforward runs A 1..N times (default: the preset's)")
-    p.add_argument('--input-noise', type=float, help="noise on G's inputs, std up to this ([-1,1] units; default: the preset's)")
-    p.add_argument('--skip', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="A: predict t+k, k in MIN..MAX (default: the preset's)")
-    p.add_argument('--resume', action='store_true', help="continue from RUN/NET/latest")
-    p.add_argument('--amp', default=None, choices=['auto', 'bf16', 'fp16', 'off'],
-                   help="mixed precision (auto: bf16 where native, fp16 with loss scaling on older GPUs, else off)")
-    p.add_argument('--compile', action='store_true', help="torch.compile G and D")
-    p.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=None, help="channels_last memory format")
-    p.add_argument('--ema', type=float, default=None, help="EMA decay of G (0: off)")
-    p.add_argument('--seed', type=int, default=None, help="random seed (default 0)")
-    p.add_argument('--deterministic', action='store_true', help="deterministic algorithms (exact repeats on CPU)")
-    p.add_argument('--save-every', type=int, default=None, help="checkpoint every N epochs (default 1)")
-    p.add_argument('--save-every-steps', type=int, default=None, help="also checkpoint every N steps")
-    p.add_argument('--keep', type=int, default=None, help="keep only the N most recent checkpoints (default: all)")
-    p.add_argument('--sample-every', type=int, default=None, help="sample grid every N epochs (default 1)")
-    p.add_argument('--workers', type=int, default=None, help="DataLoader workers (default 0)")
-    p.add_argument('--device', help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
-    p.add_argument('--quiet', action='store_true', help="no progress bars or epoch lines")
-    d = p.add_argument_group('several processes (nfp_train launches torchrun itself; DDP, gloo on CPU, NCCL on GPUs)')
-    d.add_argument('--nproc-per-node', type=int, default=None, metavar='N', help="training processes on this machine (one per GPU)")
-    d.add_argument('--nnodes', type=int, default=1, metavar='N', help="machines taking part (default 1)")
-    d.add_argument('--node-rank', type=int, default=None, metavar='R', help="this machine's rank, 0..NNODES-1 (several machines)")
-    d.add_argument('--rdzv-endpoint', default=None, metavar='HOST:PORT', help="rendezvous address, the same on every machine (several machines)")
-    h = p.add_argument_group("pix2pixHD's high-resolution workflow")
-    h.add_argument('--load-global', default=None, metavar='CKPT', help="--arch local: start the local enhancer's global part "
-                   "from this global generator (trained at half the size), as pix2pixHD does")
-    h.add_argument('--crop-size', type=int, default=None, metavar='N', help="A: train on random N×N crops (patch training of large frames)")
-    p.add_argument('--holdout', type=int, default=None, metavar='N', help="A: keep the last N frames out of training; the "
-                   "one-step fidelity is measured on them (default: on training pairs)")
-    b = p.add_argument_group('network B (the restorer)')
-    b.add_argument('--predictor', help="A checkpoint B is trained against (default RUN/A/latest)")
-    # --n-range/--m-range: the spellings torchrun lets through (it takes --n and --m for abbreviations of its own options)
-    b.add_argument('--n', '--n-range', dest='n', type=int, nargs=2, default=[1, 10], metavar=('MIN', 'MAX'), help="B: A applied n times, n in MIN..MAX")
-    b.add_argument('--m', '--m-range', dest='m', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="B: target frame t+m, m in MIN..MAX drawn on its own (instead of --ahead)")
-    b.add_argument('--ahead', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'), help="B: target MIN..MAX frames ahead of what A's n steps show, m = n + MIN..MAX (the default: 0 10)")
-    b.add_argument('--prerender', action=argparse.BooleanOptionalAction, default=None,
-                   help="B: pre-render A's outputs once into a cache (default: when that costs fewer A forwards than running A "
-                        "per batch and the cache fits in half the free disk; --no-prerender: always per batch)")
-    b.add_argument('--refresh-every', type=int, default=0, help="B: re-render the cache every N epochs (0: never)")
-    b.add_argument('--init', default='auto', choices=['auto', 'predictor', 'random'],
-                   help="B: starting weights; auto (default): A's when B has A's architecture, else random")
-    # every other config field, generated from the dataclasses (names, types and help from their fields)
-    skip = tuple(_ARG_FIELDS.values()) + ('compile', 'deterministic')
-    p.config_flags = dict(train=dataclass_flags(p, TrainConfig, skip=skip, title='more training options (TrainConfig)'),
-                          generator=dataclass_flags(p, GeneratorConfig, skip=('input_nc', 'output_nc'), show_default=False,
-                                                    title="generator (GeneratorConfig; default: the preset's, or the checkpoint's when resuming)"),
-                          discriminator=dataclass_flags(p, DiscriminatorConfig, prefix='d-', skip=('input_nc',), show_default=False,
-                                                        title="discriminator (DiscriminatorConfig; default: the preset's, or the checkpoint's)"))
-    return p
-
-# %% ../nbs/07_train.ipynb #e3ff0b3c
-_ARG_FIELDS = dict(epochs='epochs', steps='steps', batch_size='batch_size', lr='lr', lambda_tex='lambda_tex',
-                   pushforward='pushforward', unroll='unroll', input_noise='input_noise', amp='amp', ema='ema', seed='seed',
-                   save_every='save_every', save_every_steps='save_every_steps', keep='keep', sample_every='sample_every',
-                   workers='num_workers', channels_last='channels_last')
-
-def train_config_from_args(args, preset=None, saved:dict=None,
-                           flags:dict=None, # `dataclass_flags` mapping of TrainConfig's generated flags (`parser.config_flags['train']`)
-                          ) -> TrainConfig:
-    "A `TrainConfig` from parsed `nfp_train` arguments, a saved run's config and a `Preset`."
-    kw = {}
-    if preset is not None:
-        kw.update(batch_size=preset.batch_size, lr=preset.lr, gan_mode=preset.gan_mode,
-                  lambda_feat=preset.lambda_feat, lambda_l1=preset.lambda_l1, lambda_tex=preset.lambda_tex,
-                  pushforward=preset.pushforward, unroll=preset.unroll, input_noise=preset.input_noise)
-    if saved:
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        kw.update({k: v for k, v in saved.items() if k in names})
-        if 'lambda_tex' not in saved: kw['lambda_tex'] = 0.0    # a run started before the texture loss existed keeps its objective
-        if 'tex_channels' not in saved: kw['tex_channels'] = 32  # ... and one started with 32-channel texture features too
-    for a, f_ in _ARG_FIELDS.items():
-        v = getattr(args, a, None)
-        if v is not None: kw[f_] = v
-    if flags: kw.update(dataclass_overrides(args, flags))
-    if args.steps is not None: kw['epochs'] = kw.get('epochs', 10)
-    if args.epochs is not None: kw['steps'] = None
-    if args.compile: kw['compile'] = True
-    if args.deterministic: kw['deterministic'] = True
-    return TrainConfig(**kw)
-
-# %% ../nbs/07_train.ipynb #81801e25
-def _check_frames(run:Path):
-    "Refuse a run without prepared frames: a typo in the run folder must not train on a stand-in video."
-    run = Path(run)
-    if not ((run / 'frames' / 'frames.json').is_file() and (run / 'frames' / 'frames.npy').is_file()):
-        raise SourceError(f"{run}: no prepared frames (no {run / 'frames'}/frames.npy); prepare them first: "
-                          f"`nfp_prep --run {run}` (the built-in sample) or `nfp_prep VIDEO --run {run}`")
-
-def _predictor_preset(args, run:Path, net:str) -> str|None:
-    "For B without `--preset`: the preset of the predictor it is trained against (B matches A's size by default)."
-    if net != 'B': return None
-    try: return load_checkpoint(Path(args.predictor) if args.predictor else run / 'A' / 'latest').meta.get('preset')
-    except (CheckpointError, OSError): return None
-
-def _saved_run(run:Path, net:str):
-    "The checkpoint `run/net/latest` (weights not read), or None if there is none."
-    try: return load_checkpoint(run / net / 'latest', parts=(), resume=False)
-    except CheckpointError: return None
-
-def network_configs(args, flags:dict, preset, saved=None) -> tuple:
-    "(GeneratorConfig, DiscriminatorConfig): the saved run's or the preset's, with the flags the user gave on top."
+def network_configs(preset:Preset,        # the networks of a fresh run
+                    saved=None,           # a resumed run's checkpoint (`load_checkpoint`): its networks instead
+                    generator:dict=None,  # `GeneratorConfig` fields to change
+                    discriminator:dict=None, # `DiscriminatorConfig` fields to change
+                   ) -> tuple:            # (GeneratorConfig, DiscriminatorConfig)
+    "The networks of a run: the resumed run's or the preset's, with the fields given changed."
     g0 = saved.generator_config if saved is not None else preset.generator
     d0 = (saved.discriminator_config if saved is not None else None) or preset.discriminator
-    go = dataclass_overrides(args, flags['generator'])
+    go = dict(generator or {})
     if go.get('arch') == 'local' and g0.arch != 'local' and 'ngf' not in go:
-        # pix2pixHD's local enhancer: its global part is the preset's generator, so --load-global can start it
+        # pix2pixHD's local enhancer: its global part is the preset's generator, so `load_global` can start it
         go['ngf'] = max(1, g0.ngf // 2 ** go.get('n_local_enhancers', g0.n_local_enhancers))
     try: return (config_from_dict(GeneratorConfig, {**asdict(g0), **go}),
-                 config_from_dict(DiscriminatorConfig, {**asdict(d0), **dataclass_overrides(args, flags['discriminator'])}))
+                 config_from_dict(DiscriminatorConfig, {**asdict(d0), **(discriminator or {})}))
     except (TypeError, ValueError) as e: raise ConfigError(f"network options: {e}") from None
 
 def load_global(G:nn.Module, # a `LocalEnhancer`
@@ -857,88 +764,71 @@ def load_global(G:nn.Module, # a `LocalEnhancer`
     load_state_strict(G.global_net, state, source=str(ck.path), what='global generator')
     return G
 
-_LAUNCH = ('--nproc-per-node', '--nnodes', '--node-rank', '--rdzv-endpoint')
+# %% ../nbs/07_train.ipynb #b6ab4867
+def check_frames(run:Path # a run folder
+                ):
+    "Refuse a run without prepared frames (`RUN/frames`), naming the `nfp_prep` line that makes them."
+    run = Path(run)
+    if not ((run / 'frames' / 'frames.json').is_file() and (run / 'frames' / 'frames.npy').is_file()):
+        raise SourceError(f"{run}: no prepared frames (no {run / 'frames'}/frames.npy); prepare them first: "
+                          f"`nfp_prep --run {run}` (the built-in sample) or `nfp_prep VIDEO --run {run}`")
 
-def _check_launch(args):
-    "Validate the launcher flags before anything starts."
-    if args.nproc_per_node is not None and args.nproc_per_node < 1: raise ConfigError(f"--nproc-per-node {args.nproc_per_node}: must be at least 1")
-    if args.nnodes < 1: raise ConfigError(f"--nnodes {args.nnodes}: must be at least 1")
-    if args.nnodes > 1 and (args.rdzv_endpoint is None or args.node_rank is None):
-        raise ConfigError(f"--nnodes {args.nnodes}: give every machine the same --rdzv-endpoint HOST:PORT and its own --node-rank")
-    if args.node_rank is not None and not 0 <= args.node_rank < args.nnodes:
-        raise ConfigError(f"--node-rank {args.node_rank}: must be in 0..{args.nnodes - 1}")
+def _saved_run(run:Path, net:str):
+    "The checkpoint `run/net/latest` (weights not read), or None if there is none."
+    try: return load_checkpoint(run / net / 'latest', parts=(), resume=False)
+    except CheckpointError: return None
 
-def torchrun_command(argv:list, args) -> list:
-    "The `torchrun` command that runs this `nfp_train` line in `--nproc-per-node` processes (launcher flags removed)."
-    rest, skip = [], False
-    for a in argv:
-        if skip: skip = False; continue
-        name = a.split('=', 1)[0]
-        if name in _LAUNCH or name.replace('_', '-') in _LAUNCH: skip = '=' not in a; continue
-        rest.append(a)
-    cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={args.nproc_per_node}', f'--nnodes={args.nnodes}']
-    if args.nnodes == 1: cmd.append('--standalone')
-    else: cmd += [f'--node-rank={args.node_rank}', '--rdzv-backend=c10d', f'--rdzv-endpoint={args.rdzv_endpoint}']
-    # `--` ends torchrun's own options: without it torchrun reads `--run` as an ambiguous abbreviation of `--run-path`
-    return cmd + ['-m', 'nfp_nb.train', '--', *rest]
-
-def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
-                ) -> Trainer:   # None when it launched torchrun (the processes train; see `torchrun_command`)
-    "Train as `nfp_train` does, from Python: errors stay catchable `NFPError`s (the console script turns them into exit 2)."
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = train_parser()
-    args = parser.parse_args(argv)
-    run, net = Path(args.run), args.net
-    _check_launch(args); _check_frames(run)
-    what = f"nfp_train --net {net}"
-    if args.nproc_per_node and 'LOCAL_RANK' not in os.environ:      # launch the processes, then wait for them
-        import subprocess, uuid
-        launch = uuid.uuid4().hex                                     # they share the lock held here (`run_lock`)
-        with run_lock(run / net, what, launch=launch):
-            code = subprocess.call(torchrun_command(argv, args), env={**os.environ, 'NFP_LAUNCH': launch})
-        if code: raise TrainingError(f"torchrun with {args.nproc_per_node} process(es) per node ended with status {code} (see above)")
-        return None
-    rank, world, _ = dist_env()
-    device = init_distributed(args.device)
-    try:
-        with dist_run_lock(run / net, what):                          # before B's data (its cache lives in RUN/B)
-            saved = _saved_run(run, net) if args.resume else None
-            if args.resume and saved is None: raise CheckpointError(f"--resume: no checkpoint in {run / net} to resume from")
-            smeta = saved.meta if saved is not None else {}
-            preset = get_preset(args.preset or smeta.get('preset') or _predictor_preset(args, run, net) or 'small')
-            cfg = train_config_from_args(args, preset, smeta.get('train'), flags=parser.config_flags['train'])
-            gcfg, dcfg = network_configs(args, parser.config_flags, preset, saved)
-            if args.crop_size is not None and net != 'A': raise ConfigError("--crop-size: random crops train A only")
-            if args.holdout and net != 'A': raise ConfigError("--holdout: held-back frames are A's (B's fidelity is measured by the benchmark)")
-            args.seed, args.train_config = cfg.seed, cfg   # resolved, for the dataset builder
-            if args.skip is None: args.skip = list(smeta.get('skip') or preset.skip)
-            args.unroll = cfg.unroll if cfg.pushforward else 0   # resolved: the dataset gives `prev` frames only when used
-            seed_everything(cfg.seed)
-            store = FrameStore.load(run)
-            data = build_dataset(store, net, args, device)
-            G, D = build_generator(gcfg), build_discriminator(dcfg)
-            if args.load_global and not args.resume: load_global(G, args.load_global)
-            if data.init is not None and not args.resume: data.init(G)
-            trainer = Trainer(G, D, data.dataset, cfg, run, net, fidelity_data=data.heldout, meta={'preset': preset.name, **data.meta, **({'load_global': str(args.load_global)} if args.load_global else {})},
-                              epoch_hook=data.epoch_hook, device=device)
-            if args.resume: trainer.resume()
-            if trainer.step >= trainer.total_steps:
-                if rank == 0: print(f"nfp_train: {run / net} already finished its {trainer.n_epochs} epochs; ask for more with --epochs")
-                return trainer
-            trainer.fit(show=not args.quiet)
-            if rank == 0 and not args.quiet: print(f"nfp_train: done, {trainer.step} steps; checkpoint {trainer.last_checkpoint}")
+def train_network(run,                     # run folder: frames in `run/frames/` (nfp_prep), checkpoints go to `run/net/`
+                  net:str,                 # the network's folder name: 'A' (predictor) or 'B' (restorer)
+                  data,                    # `data(store, cfg, preset, saved, device) -> TrainData`: the network's pairs
+                  preset=None,             # a `Preset` or its name; None: the resumed run's, else `default_preset`
+                  default_preset:str='small', # the preset of a fresh run that names none
+                  resume:bool=False,       # continue from `run/net/latest`, with its settings unless given again
+                  generator:dict=None,     # `GeneratorConfig` fields to change from the preset's (or the resumed run's)
+                  discriminator:dict=None, # `DiscriminatorConfig` fields to change
+                  global_from=None,        # `arch='local'`: start the global part from this global generator (`load_global`)
+                  store=None,              # a `FrameStore` to train on instead of the run's own
+                  device=None,             # default: CUDA if present (this process's GPU under torchrun)
+                  quiet:bool=False,        # no progress bars, plot or epoch lines (files are written anyway)
+                  fit:bool=True,           # False: return the trainer, built and resumed, without training
+                  after_fit=None,          # `after_fit(trainer)`, on every process, once a fit has trained
+                  what:str=None,           # who holds the network folder, for a second writer's message (default 'training NET')
+                  **train,                 # `TrainConfig` fields, on top of the preset's and a resumed run's
+                 ) -> Trainer:
+    "Train network `net` of a run: its settings from the preset, a resumed run and `train`; its pairs from `data`."
+    run = Path(run)
+    if store is None: check_frames(run)
+    device = init_distributed(device)
+    with dist_run_lock(run / net, what or f"training {net}"):   # before the data: B's cache lives in run/B
+        saved = _saved_run(run, net) if resume else None
+        if resume and saved is None: raise CheckpointError(f"--resume: no checkpoint in {run / net} to resume from")
+        meta = saved.meta if saved is not None else {}
+        if not isinstance(preset, Preset): preset = get_preset(preset or meta.get('preset') or default_preset)
+        cfg = train_config(preset, meta.get('train'), **train)
+        gcfg, dcfg = network_configs(preset, saved, generator, discriminator)
+        seed_everything(cfg.seed)
+        d = data(store if store is not None else FrameStore.load(run), cfg, preset, meta, device)
+        G, D = build_generator(gcfg), build_discriminator(dcfg)
+        if global_from and not resume: load_global(G, global_from)
+        if d.init is not None and not resume: d.init(G)
+        trainer = Trainer(G, D, d.dataset, cfg, run, net, fidelity_data=d.heldout, epoch_hook=d.epoch_hook, device=device,
+                          meta={'preset': preset.name, **d.meta, **({'load_global': str(global_from)} if global_from else {})})
+        if resume: trainer.resume()
+        if not fit: return trainer
+        if trainer.step >= trainer.total_steps:
+            if trainer.is_main: print(f"{run / net} already finished its {trainer.n_epochs} epochs; ask for more epochs (or steps)")
             return trainer
-    finally:
-        if world > 1 and dist.is_initialized(): dist.destroy_process_group()
+        trainer.fit(show=not quiet)
+    if after_fit is not None: after_fit(trainer)
+    return trainer
 
-@cli_guard
-def train_main(argv:list=None # arguments (default: sys.argv[1:])
-              ):
-    "Console script `nfp_train`: train network A (or B) on the frames of a run folder."
-    return run_training(argv)
-
-# %% ../nbs/07_train.ipynb #a54c548a
-#| eval: false
-if __name__ == '__main__' and '__file__' in globals():   # `python -m nfp_nb.train` (or torchrun -m), not a notebook
-    from nfp_nb.train import train_main as _main          # the imported module, where other modules register builders
-    _main()
+def train_predictor(run,                # run folder with `frames/`; checkpoints go to `run/A/`
+                    skip=None,          # targets t+k, k in this range (None: the resumed run's, else the preset's)
+                    crop_size:int=None, # train on random crops of this size
+                    holdout:int=0,      # keep the last N frames out of training; the one-step fidelity is measured on them
+                    **kwargs,           # `train_network` arguments (preset, resume, device, generator, ...) and `TrainConfig` fields
+                   ) -> Trainer:        # the trainer, after its fit
+    "Train the predictor A on a run's frames: pairs t → t+k (`pair_data`), through `train_network`."
+    def data(store, cfg, p, saved, device):              # the `train_network` data function of A
+        return pair_data(store, cfg, skip or saved.get('skip') or p.skip, crop_size, holdout)
+    return train_network(run, 'A', data, **kwargs)

@@ -7,7 +7,8 @@ from PIL import Image
 from nfp_nb.core import NFPError, SourceError, ConfigError, CacheError
 from nfp_nb.video import write_video
 from nfp_nb.sample import sample_video, write_sample
-from nfp_nb.data import FrameStore, PairDataset, make_loader, prep_main
+from nfp_nb.data import FrameStore, PairDataset, make_loader
+from nfp_nb.cli import prep_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,12 +128,12 @@ def test_pairs_deterministic(tmp_path):
 def test_cli_subprocess(tmp_path, video):
     "The real console script: summary line on success; one stderr line and status 2 on a bad source."
     env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
-    r = subprocess.run([sys.executable, '-m', 'nfp_nb.data', str(video), '--run', str(tmp_path/'run'), '--size', '16'],
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.cli', 'prep', str(video), '--run', str(tmp_path/'run'), '--size', '16'],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.strip().splitlines()) == 1 and '12 frames, 16x16, 24 fps' in r.stdout and 'frames.npy' in r.stdout
     (tmp_path/'text.mp4').write_text('no video here')
-    r = subprocess.run([sys.executable, '-m', 'nfp_nb.data', 'text.mp4', '--run', 'bad'],
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.cli', 'prep', 'text.mp4', '--run', 'bad'],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'text.mp4' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr and no_cache_left(tmp_path/'bad')

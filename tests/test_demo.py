@@ -1,7 +1,8 @@
 "nfp_demo end to end on a miniature budget: every output is written and readable, bad input exits 2."
 import json, math
 import numpy as np, pytest
-from nfp_nb.demo import DemoPlan, run_demo, demo_main
+from nfp_nb.demo import DemoPlan, run_demo
+from nfp_nb.cli import demo_main
 from nfp_nb.checkpoint import load_checkpoint
 from nfp_nb.core import jsonable
 from nfp_nb.data import FrameStore

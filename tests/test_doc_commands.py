@@ -3,16 +3,11 @@ import json, re, shlex
 from pathlib import Path
 import pytest
 from nfp_nb.core import ConfigError
-from nfp_nb.sample import sample_parser
-from nfp_nb.data import prep_parser
-from nfp_nb.train import train_parser
-from nfp_nb.render import rollout_parser
-from nfp_nb.demo import demo_parser
-from nfp_nb.importer import import_parser
+from nfp_nb.cli import sample_parser, prep_parser, train_parser, loop_parser, rollout_parser, demo_parser, import_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-PARSERS = {'nfp_sample': sample_parser, 'nfp_prep': prep_parser, 'nfp_train': train_parser, 'nfp_rollout': rollout_parser,
-           'nfp_demo': demo_parser, 'nfp_import': import_parser}
+PARSERS = {'nfp_sample': sample_parser, 'nfp_prep': prep_parser, 'nfp_train': train_parser, 'nfp_loop': loop_parser,
+           'nfp_rollout': rollout_parser, 'nfp_demo': demo_parser, 'nfp_import': import_parser}
 
 def _texts():
     "(where, text) of the README and of every notebook cell."

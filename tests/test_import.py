@@ -7,7 +7,8 @@ import torch.nn as nn
 
 from nfp_nb.core import CheckpointError, ConfigError
 from nfp_nb.checkpoint import load_generator, load_checkpoint, load_resume_state, LATEST
-from nfp_nb.importer import import_pix2pixhd, import_main, read_state_dict
+from nfp_nb.importer import import_pix2pixhd, read_state_dict
+from nfp_nb.cli import import_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,8 +180,7 @@ def test_meta_and_no_resume(tmp_path):
 def test_train_resume_is_refused_and_rollout_runs(tmp_path, capsys):
     "`nfp_train --resume` on an imported A: one CheckpointError line; `nfp_rollout` renders with it."
     from nfp_nb.data import FrameStore
-    from nfp_nb.train import run_training
-    from nfp_nb.render import rollout_main
+    from nfp_nb.cli import run_training, rollout_main
     run = tmp_path / 'run'
     FrameStore.prepare(None, run=run, size=32, max_frames=6, progress=False)
     import_pix2pixhd(saved(tmp_path, randomize(GlobalGeneratorNV(3, 3, 4, 2, 1), seed=7)), run, 'A')
@@ -251,7 +251,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys):
 
 # ---------------------------------------------------------------- the console script, in a fresh interpreter
 
-CLI = [sys.executable, '-c', 'from nfp_nb.importer import import_main; import_main()']
+CLI = [sys.executable, '-c', 'from nfp_nb.cli import import_main; import_main()']
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 
 def test_cli_success(tmp_path):

@@ -169,7 +169,7 @@ def test_tiny_preset_trains_at_64():
     p = get_preset('tiny')
     assert p.size == 64
     g, d = build_generator(p.generator), build_discriminator(p.discriminator)
-    x = torch.randn(p.batch_size, 3, 64, 64)
+    x = torch.randn(p.train['batch_size'], 3, 64, 64)
     y = g(x); out = d(torch.cat([x, y], 1))
     assert y.shape == x.shape and len(out) == p.discriminator.num_D
     sum(o[-1].mean() for o in out).backward()

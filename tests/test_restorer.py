@@ -14,7 +14,8 @@ from nfp_nb.core import CheckpointError, ConfigError, to_float
 from nfp_nb.data import FrameStore, PairDataset
 from nfp_nb.models import get_preset, build_generator, build_discriminator
 from nfp_nb.checkpoint import load_checkpoint, checkpoint_fingerprint
-from nfp_nb.train import Trainer, TrainConfig, train_main
+from nfp_nb.train import Trainer, TrainConfig
+from nfp_nb.cli import train_main
 from nfp_nb.restorer import (RestorePairDataset, apply_predictor, load_predictor, train_restorer,
                              evaluate_restorer, module_fingerprint)
 
@@ -74,7 +75,7 @@ def test_cli_trains_b_against_a(trained, tmp_path, capsys):
     meta = load_checkpoint(tmp_path/'B'/'latest').meta
     assert meta['predictor']['fingerprint'] == checkpoint_fingerprint(a) and meta['n'] == [1, 3] and meta['m'] == [1, 3]
     assert meta['init'] == 'predictor'            # B has A's preset: it started as a copy of A (--init auto)
-    assert meta['train']['lambda_tex'] == get_preset('tiny').lambda_tex > 0
+    assert meta['train']['lambda_tex'] == TrainConfig(**get_preset('tiny').train).lambda_tex > 0
     side = json.loads((tmp_path/'B'/'prerender'/'inputs.json').read_text())
     assert side['n_max'] == 3 and side['size'] == [SIZE, SIZE]
 
@@ -88,13 +89,13 @@ def test_cli_init_choices(trained, tmp_path):
     train_main(common + ['--preset', 'tiny', '--init', 'random'])
     meta = load_checkpoint(tmp_path/'B'/'latest').meta
     assert meta['init'] == 'random' and meta['train']['lambda_tex'] == 0
-    r = subprocess.run([sys.executable, '-c', 'from nfp_nb.train import train_main; train_main()', *common,
+    r = subprocess.run([sys.executable, '-c', 'from nfp_nb.cli import train_main; train_main()', *common,
                         '--preset', 'small', '--init', 'predictor'], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "not A's architecture" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 def test_cli_missing_predictor_is_one_line_exit_2(tmp_path):
     FrameStore.prepare(None, run=tmp_path, size=SIZE, max_frames=24, progress=False)
-    r = subprocess.run([sys.executable, '-c', 'from nfp_nb.train import train_main; train_main()', '--run', str(tmp_path),
+    r = subprocess.run([sys.executable, '-c', 'from nfp_nb.cli import train_main; train_main()', '--run', str(tmp_path),
                         '--net', 'B', '--preset', 'tiny', '--steps', '1', '--device', 'cpu'],
                        capture_output=True, text=True, timeout=120, cwd=ROOT, env=os.environ | {'OMP_NUM_THREADS': '1'})
     assert r.returncode == 2, r.stderr[-2000:]

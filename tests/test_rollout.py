@@ -6,8 +6,9 @@ from PIL import Image
 from nfp_nb.core import ScheduleError, CheckpointError, ConfigError, SourceError, to_float, to_uint8
 from nfp_nb.models import build_generator, get_preset, GeneratorConfig, run_generator
 from nfp_nb.rollout import parse_schedule, rollout, iter_rollout, blend_checkpoints, load_start, CollapseConfig
-from nfp_nb.render import (crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video, rollout_main, rollout_parser,
+from nfp_nb.render import (crop_aspect, upscale, pingpong, seamless_loop, find_loop, render_video,
                             render_run, RenderConfig)
+from nfp_nb.cli import rollout_main, rollout_parser
 from nfp_nb.video import read_video
 
 pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
@@ -184,7 +185,7 @@ def _cli(argv, capsys):
 def test_cli_subprocess(run, tmp_path):
     out = tmp_path / 'r.mp4'
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get('PYTHONPATH', '')}
-    r = subprocess.run([sys.executable, '-m', 'nfp_nb.render', '--run', str(run), '--steps', '8', '--crop', '16:9', '--upscale', '2',
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.cli', 'rollout', '--run', str(run), '--steps', '8', '--crop', '16:9', '--upscale', '2',
                         '--out', str(out), '--metrics', str(tmp_path / 'm.json')], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert read_video(out).shape == (9, 36, 64, 3)

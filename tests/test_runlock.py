@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 TINY = ['--preset', 'tiny', '--batch-size', '2', '--skip', '1', '2', '--sample-every', '0', '--quiet']
-TRAIN = [sys.executable, '-m', 'nfp_nb.train']
+TRAIN = [sys.executable, '-m', 'nfp_nb.cli', 'train']
 
 def wait_for(cond, timeout=120, proc=None):
     t0 = time.time()

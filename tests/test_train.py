@@ -9,7 +9,9 @@ from nfp_nb.data import FrameStore, PairDataset
 from nfp_nb.models import build_generator, build_discriminator, get_preset
 from nfp_nb.checkpoint import load_checkpoint
 import nfp_nb.train as train_mod
-from nfp_nb.train import Trainer, TrainConfig, train_main
+import nfp_nb.cli as cli_mod
+from nfp_nb.train import Trainer, TrainConfig
+from nfp_nb.cli import train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
@@ -95,7 +97,7 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
 DRIVER = textwrap.dedent('''
     import os, signal, sys, torch
     torch.set_num_threads(1)
-    from nfp_nb.train import train_main
+    from nfp_nb.cli import train_main
     n = {'saves': 0}
     real_save = torch.save
     def dying_save(obj, f, *a, **k):              # the resume state is the 2nd file of a checkpoint
@@ -130,7 +132,7 @@ def test_kill_9_during_checkpoint_write_then_resume(tmp_path):
 DDP_DRIVER = textwrap.dedent('''
     import os, sys, hashlib, torch
     torch.set_num_threads(1)
-    from nfp_nb.train import train_main
+    from nfp_nb.cli import train_main
     tr = train_main(os.environ['NFP_TEST_ARGS'].split('\x1f'))
     h = hashlib.sha256()
     for m in (tr.G, tr.D):
@@ -159,13 +161,13 @@ def test_cli_bad_input_one_line_exit_2(tmp_path):
              (['--run', run, '--preset', 'huge'], "unknown preset 'huge'"),
              (['--run', run, '--preset', 'tiny', '--batch-size', '64'], 'fewer than the batch size 64'),
              (['--run', run, '--preset', 'tiny', '--resume'], 'no checkpoint'),
-             (['--run', run, '--preset', 'tiny', '--skip', '3', '1'], '--skip 3 1')]
+             (['--run', run, '--preset', 'tiny', '--skip', '3', '1'], 'skip=(3, 1)')]
     for argv, msg in cases[1:]:
         err = io.StringIO()
         with contextlib.redirect_stderr(err): r_code, _ = cli(*argv)
         assert r_code == 2 and msg in err.getvalue() and err.getvalue().strip().count('\n') == 0, (argv, err.getvalue())
     # one through a real process, for the exit status and the single line on stderr
-    r = subprocess.run([sys.executable, '-m', 'nfp_nb.train', *map(str, cases[0][0])], env=ENV, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.cli', 'train', *map(str, cases[0][0])], env=ENV, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and cases[0][1] in r.stderr, r.stderr
 
 def test_steps_mode_and_schedule(tmp_path):
@@ -179,9 +181,9 @@ def test_steps_mode_and_schedule(tmp_path):
     assert sorted(p.name for p in (tmp_path/'run'/'A'/'samples').iterdir()) == ['ep0001.png', 'step00000007.png']
 
 def test_documented_torchrun_line_parses(tmp_path):
-    "The launch line the docs give (`torchrun ... -m nfp_nb.train -- --run ...`) reaches nfp_train's own parser."
+    "The launch line the docs give (`torchrun ... -m nfp_nb.cli -- train --run ...`) reaches nfp_train's own parser."
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=1',
-           '-m', 'nfp_nb.train', '--', '--run', str(tmp_path/'run'), '--net', 'B', '--n', '1', '3', '--m', '1', '3', '--help']
+           '-m', 'nfp_nb.cli', '--', 'train', '--run', str(tmp_path/'run'), '--net', 'B', '--n', '1', '3', '--m', '1', '3', '--help']
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0 and 'usage: nfp_train' in r.stdout, r.stdout[-1000:] + r.stderr[-2000:]
 
@@ -194,11 +196,11 @@ def test_b_defaults_to_its_predictors_preset(tmp_path):
 
 def test_run_training_raises_catchable_errors(tmp_path, capsys):
     "From Python, `run_training` raises `NFPError`; only the console script turns it into one line and exit 2."
-    from nfp_nb.train import run_training
+    from nfp_nb.cli import run_training
     from nfp_nb.core import NFPError
     prep(tmp_path/'run')
     with pytest.raises(NFPError, match="--net: invalid choice: 'C'"): run_training(['--run', str(tmp_path/'run'), '--net', 'C'])
-    with pytest.raises(SystemExit) as e: train_mod.train_main(['--run', str(tmp_path/'run'), '--net', 'C'])
+    with pytest.raises(SystemExit) as e: cli_mod.train_main(['--run', str(tmp_path/'run'), '--net', 'C'])
     assert e.value.code == 2 and capsys.readouterr().err.count('\n') == 1
 
 def test_piped_output_is_plain_lines(tmp_path):
@@ -206,7 +208,7 @@ def test_piped_output_is_plain_lines(tmp_path):
     import subprocess, sys
     prep(tmp_path/'run')
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    r = subprocess.run([sys.executable, '-m', 'nfp_nb.train', '--run', str(tmp_path/'run'), *TINY, '--epochs', '2'],
+    r = subprocess.run([sys.executable, '-m', 'nfp_nb.cli', 'train', '--run', str(tmp_path/'run'), *TINY, '--epochs', '2'],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert '█' not in r.stdout and '\r' not in r.stdout, r.stdout[:300]
@@ -222,22 +224,22 @@ def test_run_without_frames_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path/'typo').exists()
 
 def test_torchrun_command_keeps_the_users_flags():
-    args = train_mod.train_parser().parse_args(['--run', 'R', '--nproc-per-node', '2', '--steps', '5'])
-    cmd = train_mod.torchrun_command(['--run', 'R', '--nproc-per-node', '2', '--steps', '5', '--nnodes=1'], args)
-    i = cmd.index('nfp_nb.train')
-    assert cmd[i + 1:] == ['--', '--run', 'R', '--steps', '5'] and '--nproc-per-node=2' in cmd and '--standalone' in cmd
-    args = train_mod.train_parser().parse_args(['--run', 'R', '--nproc-per-node', '4', '--nnodes', '2', '--node-rank', '1',
-                                                '--rdzv-endpoint', 'host:29400'])
-    cmd = train_mod.torchrun_command([], args)
+    args = cli_mod.train_parser().parse_args(['--run', 'R', '--nproc-per-node', '2', '--steps', '5'])
+    cmd = cli_mod.torchrun_command(['--run', 'R', '--nproc-per-node', '2', '--steps', '5', '--nnodes=1'], args)
+    i = cmd.index('nfp_nb.cli')
+    assert cmd[i + 1:] == ['--', 'train', '--run', 'R', '--steps', '5'] and '--nproc-per-node=2' in cmd and '--standalone' in cmd
+    args = cli_mod.train_parser().parse_args(['--run', 'R', '--nproc-per-node', '4', '--nnodes', '2', '--node-rank', '1',
+                                              '--rdzv-endpoint', 'host:29400'])
+    cmd = cli_mod.torchrun_command([], args)
     assert '--rdzv-endpoint=host:29400' in cmd and '--node-rank=1' in cmd and '--standalone' not in cmd
     for bad, msg in ((['--nnodes', '2'], 'rdzv-endpoint'), (['--nproc-per-node', '0'], 'at least 1'),
                      (['--nnodes', '2', '--node-rank', '2', '--rdzv-endpoint', 'h:1'], '0..1')):
-        with pytest.raises(train_mod.ConfigError, match=msg): train_mod._check_launch(train_mod.train_parser().parse_args(['--run', 'R', *bad]))
+        with pytest.raises(cli_mod.ConfigError, match=msg): cli_mod._check_launch(cli_mod.train_parser().parse_args(['--run', 'R', *bad]))
 
 def test_nproc_per_node_launches_torchrun_and_resume_checks_the_world(tmp_path):
     "`nfp_train --nproc-per-node 2` (the natural line) trains in two processes; a mid-epoch resume by one process is refused."
     run = tmp_path/'run'; prep(run, n=24)
-    base = [sys.executable, '-c', 'from nfp_nb.train import train_main; train_main()', '--run', str(run), *TINY]
+    base = [sys.executable, '-c', 'from nfp_nb.cli import train_main; train_main()', '--run', str(run), *TINY]
     r = subprocess.run(base + ['--steps', '3', '--nproc-per-node', '2'], env=ENV, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-3000:]
     ck = load_checkpoint(run/'A'/'latest')
@@ -276,7 +278,7 @@ def test_every_config_field_is_a_flag_and_resume_keeps_them(tmp_path, capsys):
     assert code == 0 and tr.G.cfg.ngf == 4 and tr.cfg.gan_mode == 'hinge'
     code, _ = cli('--run', run, '--steps', '6', *TINY, '--resume', '--ngf', '8')
     assert code == 2 and 'ngf=4 (now 8)' in capsys.readouterr().err
-    assert "width of the first layer" in ' '.join(train_mod.train_parser().format_help().split())
+    assert "width of the first layer" in ' '.join(cli_mod.train_parser().format_help().split())
 
 def test_local_enhancer_workflow(tmp_path, capsys):
     "pix2pixHD's progressive training: a global generator at half size, then --arch local --load-global --niter-fix-global."
@@ -319,7 +321,7 @@ def test_holdout_keeps_frames_out_of_training_and_measures_fidelity_on_them(tmp_
     assert all(t >= 18 for t in tr._fid_batch['t'].tolist())
     assert tr.fidelity[-1]['heldout'] and load_checkpoint(run/'A'/'latest').meta['holdout'] == 6
     code, _ = cli('--run', run, '--steps', '2', *TINY, '--holdout', '23')
-    assert code == 2 and '--holdout 23' in capsys.readouterr().err
+    assert code == 2 and 'holdout=23' in capsys.readouterr().err
 
 # --- issue 24: the natural torchrun line, a full disk ---------------------------------------------------------
 BIN = Path(sys.executable).parent
@@ -331,14 +333,14 @@ def test_every_option_has_a_spelling_torchrun_lets_through():
     def passes(opt):
         try: tr.parse_args(['nfp_train', opt]); return True
         except SystemExit: return False
-    actions = train_mod.train_parser()._actions
+    actions = cli_mod.train_parser()._actions
     positional = {a.dest for a in actions if not a.option_strings}          # RUN: its --run alias may be blocked
     with contextlib.redirect_stderr(io.StringIO()):
         blocked = [a.option_strings for a in actions if a.option_strings and a.dest not in positional
                    and not any(passes(o) for o in a.option_strings)]
     assert blocked == [], blocked
     assert not passes('--run')                                               # (why RUN comes first under torchrun)
-    args = train_mod.train_parser().parse_args(['R', '--net', 'B', '--n-range', '1', '3', '--m-range', '2', '4'])
+    args = cli_mod.train_parser().parse_args(['R', '--net', 'B', '--n-range', '1', '3', '--m-range', '2', '4'])
     assert (args.run, args.n, args.m) == ('R', [1, 3], [2, 4])
 
 @pytest.mark.skipif(not (BIN/'torchrun').exists() or not (BIN/'nfp_train').exists(), reason='needs the torchrun and nfp_train scripts')
