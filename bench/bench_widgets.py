@@ -6,9 +6,15 @@ With the `small` preset at a 256 px preview (untrained checkpoints: speed does n
 - a checkpoint change (never loaded before) to the first new computed frame, and to all frames;
 against the bare forward time (same dtype/autocast as the rollout) measured in the same run.
 
-    python bench/bench_widgets.py [--quick] [--size 256] [--preset small] [--threads N]
+`--memory` measures instead what the panel's memory holds once the blend slider has moved through 19 values of two
+networks with `nets_mb=128, cache_mb=64` (the two bounds): the process's growth against the bounds, the networks
+alive (cached, or held only by the paused rollouts that were made with them), and the freed memory glibc keeps
+(`mallinfo2`'s free bytes; the resident set after `malloc_trim(0)`); then the same once the paused rollouts are
+closed. Linux with glibc for the allocator figures.
+
+    python bench/bench_widgets.py [--quick] [--size 256] [--preset small] [--threads N] [--memory]
 """
-import argparse, os, statistics, sys, tempfile, time
+import argparse, ctypes, gc, os, statistics, sys, tempfile, time
 from pathlib import Path
 import numpy as np, torch
 
@@ -35,8 +41,10 @@ def main():
     ap.add_argument('--preset', default='small')
     ap.add_argument('--threads', type=int, default=None, help='torch threads (default: torch default)')
     ap.add_argument('--drift', action='store_true', help='keep the drift plot on (it draws in its own thread)')
+    ap.add_argument('--memory', action='store_true', help='where the memory goes as the blend slider moves (see above)')
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
+    if a.memory: return memory(a)
     reps = 3 if a.quick else 8
     tmp = Path(tempfile.mkdtemp())
     run = tmp/'bench'
@@ -92,5 +100,62 @@ def main():
     print(f"forward by 10                   {ms(m10)}   = {m10 / (10 * bare):5.2f} × 10 bare   (target ≤ 1.20): {'ok' if m10 <= 12 * bare else 'MISSED'}")
     print(f"checkpoint change → 1st frame   {ms(first)}   = {first / bare:5.2f} × bare (load + rollout set-up + 1 step)")
     print(f"checkpoint change → 10 frames   {ms(all10)}   = {all10 / (10 * bare):5.2f} × 10 bare")
+
+def _status_mib(key):
+    return [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key + ':')][0] / 1024
+
+def _glibc():
+    "libc with `mallinfo2` and `malloc_trim` (glibc >= 2.33), else None."
+    try:
+        libc = ctypes.CDLL(None); libc.mallinfo2, libc.malloc_trim
+        return libc
+    except (OSError, TypeError, AttributeError): return None
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks',
+                                               'uordblks', 'fordblks', 'keepcost')]
+
+def memory(a):
+    "Where the panel's memory goes: 19 blend values of two networks, nets_mb=128 and cache_mb=64."
+    from nfp_nb.widgets import _net_bytes
+    libc = _glibc()
+    if libc is not None: libc.mallinfo2.restype = _MallInfo2
+    tmp = Path(tempfile.mkdtemp()); run = tmp/'mem'
+    FrameStore.prepare(None, run=run, size=a.size, max_frames=8, progress=False)
+    cfg = get_preset(a.preset).generator
+    for i in (1, 2):
+        torch.manual_seed(i); save_checkpoint(run/'A'/f'ep{i:04d}', build_generator(cfg), meta={'epoch': i})
+        os.utime(run/'A'/f'ep{i:04d}.json', (1e9 + i, 1e9 + i))
+    panel = RolloutPanel(run, preview_size=a.size, steps=30, nets_mb=128, cache_mb=64, drift=False)
+    assert panel.wait(600), 'first rollout timed out'
+    cls = type(next(iter(panel._nets.values())))
+    def live(): gc.collect(); return [o for o in gc.get_objects() if type(o) is cls]
+    base = _status_mib('VmRSS')
+    panel.a.value, panel.a2.value = str(run/'A'/'ep0001'), str(run/'A'/'ep0002')
+    for b in np.linspace(0.05, 0.95, 19):
+        panel.blend.value = round(float(b), 2); assert panel.wait(600), 'rollout timed out'
+    grow = lambda: _status_mib('VmRSS') - base
+    nets = sum(map(_net_bytes, panel._nets.values())) / 2**20
+    frames = sum(t.nbytes for t in panel.tracks.values()) / 2**20
+    cached = {id(n) for n in panel._nets.values()}
+    outside = [n for n in live() if id(n) not in cached]
+    print(f"bench_widgets --memory: preset {a.preset}, preview {a.size} px, 19 blend values of two networks "
+          f"({nets / len(panel._nets):.0f} MiB each), nets_mb=128, cache_mb=64, torch threads {torch.get_num_threads()}")
+    print(f"  the process grew by               {grow():6.0f} MiB (the bounds allow 128 + 64)")
+    print(f"  net cache                         {nets:6.0f} MiB ({len(panel._nets)} networks)")
+    print(f"  frames of {len(panel.tracks)} cached rollouts       {frames:6.0f} MiB")
+    print(f"  networks held only by the paused rollouts made with them: {len(outside)} = "
+          f"{sum(map(_net_bytes, outside)) / 2**20:.0f} MiB (outside nets_mb)")
+    del outside
+    if libc is not None:
+        print(f"  freed memory glibc keeps          {libc.mallinfo2().fordblks / 2**20:6.0f} MiB "
+              f"(in {libc.mallinfo2().arena / 2**20:.0f} MiB of arenas)")
+        libc.malloc_trim(0)
+        print(f"  after malloc_trim(0) the process has grown by {grow():.0f} MiB")
+    for t in [t for t in panel.tracks.values() if t is not panel.track]: t.close(join=10)
+    outside = [n for n in live() if id(n) not in {id(n) for n in panel._nets.values()}]
+    print(f"  paused rollouts closed: {len(outside)} networks outside the cache; grown by {grow():.0f} MiB"
+          + (f", after malloc_trim(0) {(libc.malloc_trim(0), grow())[1]:.0f} MiB" if libc is not None else ''))
+    panel.close()
 
 if __name__ == '__main__': main()
