@@ -159,8 +159,22 @@ def main(argv=None) -> int:
     p.add_argument('--store', type=Path, default=None, help='also write a compact JSON and the sheets here (the docs)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help="torch threads (1 when other jobs share the cores: OpenMP's spin-waiting makes oversubscribed runs many times slower)")
+    p.add_argument('--merge', nargs='+', type=Path, default=None, metavar='JSON',
+                   help="merge the loops.json files of runs that split the sources (same recipe) into OUT/TAG/loops.json (and --store) and stop")
     a = p.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
+    if a.merge:
+        parts = [json.loads(f.read_text()) for f in a.merge]
+        if len({json.dumps(d['recipe'], sort_keys=True) for d in parts}) != 1: print("bench_loops: --merge: the recipes differ", file=sys.stderr); return 2
+        full = dict(parts[0], sources={k: v for d in parts for k, v in d['sources'].items()}, merged=[str(f) for f in a.merge],
+                    date=max(d['date'] for d in parts))
+        hw = full['hardware']
+        if 'threads' not in hw: hw['threads'], hw['cores'] = hw['cores'], os.cpu_count()   # files that named the threads 'cores'
+        hw.setdefault('isa', hw.get('capability')); hw.setdefault('bf16_native', hw.get('bf16'))
+        for out in [a.out / a.tag] + ([a.store] if a.store else []):
+            out.mkdir(parents=True, exist_ok=True)
+            (out / ('loops.json' if out == a.out / a.tag else f'{a.tag}.json')).write_text(json.dumps(full, indent=1, default=str))
+        return 0
     from nfp_nb.metrics import SourceStats, source_spread, quality_bar
     from nfp_nb.loops import score_loops, pick_loop, loop_starts, CANDIDATES
     for v in a.video:
@@ -180,8 +194,8 @@ def main(argv=None) -> int:
     log_f = open(res_dir / 'log.txt', 'a')
     def log(msg): print(msg, flush=True); log_f.write(msg + '\n'); log_f.flush()
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), 'unknown CPU')
-    hw = dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(), capability=torch.backends.cpu.get_cpu_capability(),
-              bf16='avx512_bf16' in open('/proc/cpuinfo').read() or 'amx_bf16' in open('/proc/cpuinfo').read(),
+    hw = dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(), isa=torch.backends.cpu.get_cpu_capability(),
+              bf16_native='avx512_bf16' in open('/proc/cpuinfo').read() or 'amx_bf16' in open('/proc/cpuinfo').read(),
               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, torch=torch.__version__)
     log(f"bench_loops [{a.tag}] {time.strftime('%Y-%m-%d %H:%M:%S')}: {hw}")
     log(f"recipe: A alone {r.budget} A steps; A+B {r.steps_a} A + {r.steps_b} B steps; {r.size} px; upsample {r.upsample}")
