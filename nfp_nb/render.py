@@ -22,8 +22,8 @@ from .rollout import (DEFAULT_SCHEDULE, RolloutRun, load_start, parse_schedule, 
                             join_names, load_net, start_size)
 
 # %% auto #0
-__all__ = ['MOTION_FIELDS', 'parse_aspect', 'crop_aspect', 'upscale', 'pingpong', 'find_loop', 'seamless_loop', 'batch_paths',
-           'render_video', 'RenderConfig', 'trained_size', 'render_run']
+__all__ = ['MOTION_FIELDS', 'parse_aspect', 'crop_aspect', 'upscale', 'pingpong', 'find_loop', 'seamless_loop', 'export_loop',
+           'batch_paths', 'render_video', 'RenderConfig', 'trained_size', 'render_run']
 
 # %% ../nbs/11_render.ipynb #5d7591e1
 def _np_frames(frames) -> np.ndarray:
@@ -126,6 +126,15 @@ def seamless_loop(frames,             # uint8 (T,H,W,3): a long rollout
         out[:n] = (1 - w) * f[j:j + n] + w * out[:n]
     out = out.round().clip(0, 255).astype(np.uint8)
     return (out, (i, j, d)) if return_cut else out
+
+# %% ../nbs/11_render.ipynb #9abff1da
+def export_loop(frames,                # uint8 (T,H,W,3): one rendered rollout
+                steps:int,             # the rollout's steps
+                min_loop:int=None,     # shortest loop in frames (None: a third of `steps`, at least 2)
+                return_cut:bool=False, # also return (i, j, distance)
+               ):
+    "The seamless loop a render exports: `seamless_loop` with `min_loop` (default steps/3) and a fade of steps/20, 1 to 8 frames."
+    return seamless_loop(frames, min_len=min_loop or max(2, steps // 3), fade=min(8, max(1, steps // 20)), return_cut=return_cut)
 
 # %% ../nbs/11_render.ipynb #e40cd5b7
 def batch_paths(out:Path, n:int) -> list:
@@ -452,8 +461,7 @@ def _write_loops(out:Path, res:dict, cfg:RenderConfig, fps:float, say) -> list:
     from nfp_nb.video import write_video
     paths = batch_paths(out, len(res['frames']))
     for p, fr in zip(paths, res['frames']):
-        lp, (i, j, d) = seamless_loop(fr, min_len=cfg.min_loop or max(2, cfg.steps // 3), fade=min(8, max(1, cfg.steps // 20)),
-                                      return_cut=True)
+        lp, (i, j, d) = export_loop(fr, cfg.steps, cfg.min_loop, return_cut=True)
         write_video(p, lp, fps=fps, crf=cfg.crf, preset=cfg.x264_preset)
         say(f"nfp_rollout: loop of frames {i}..{j - 1} ({j - i} frames, seam distance {d:.4f})")
     return paths

@@ -18,7 +18,7 @@ from .data import FrameStore
 from .metrics import SourceStats, DriftMeter
 from .rollout import iter_rollout, parse_schedule, blend_checkpoints, compile_pays, split_strength, with_strength
 from .loops import run_loop
-from .render import render_video, crop_aspect, upscale, seamless_loop
+from .render import render_video, crop_aspect, upscale, export_loop
 from .video import write_video
 from .tracks import RolloutTrack, BackgroundCompiler
 
@@ -697,7 +697,7 @@ def export(self:RolloutPanel,
             nets = self._nets_for(s)
             if loop:
                 res = render_video(None, s['start'], nets, s['schedule'], s['steps'], keep=True, **kw)
-                frames = seamless_loop(res['frames'][0], min_len=max(2, s['steps'] // 3), fade=min(8, max(1, s['steps'] // 20)))
+                frames = export_loop(res['frames'][0], s['steps'])
                 write_video(path, frames, fps=fps)
             else: render_video(path, s['start'], nets, s['schedule'], s['steps'], **kw)
             self.ex_link.value = _link(path)
