@@ -13,8 +13,8 @@ from .metrics import SourceStats, drift_metrics, summarize_drift, BARS
 from .rollout import rollout, chain_of, parse_schedule, DEFAULT_SCHEDULE
 
 # %% auto #0
-__all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'RULE', 'loop_starts', 'score_loops', 'pick_loop', 'loop_table',
-           'choose_loop', 'run_loop']
+__all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'RULE', 'SLACK', 'loop_starts', 'score_loops', 'outside', 'pick_loop',
+           'loop_table', 'choose_loop', 'run_loop']
 
 # %% ../nbs/10a_loops.ipynb #lp07
 CANDIDATES = ('A', 'AB', 'AAB', 'AAAB', '[AB@0.25]', '[AB@0.5]', '[AB]')   # what `choose_loop` compares by default
@@ -69,40 +69,45 @@ def score_loops(nets:dict,                  # name → network (module or checkp
     return rows
 
 # %% ../nbs/10a_loops.ipynb #lp12
-RULE = ("lowest texture distance among the loops whose travel over 24 frames, steadiness and sharpness are inside "
-        "the quality bar's bands, after leaving out loops with B that are more than 1.05x A alone's texture distance; "
-        "if none is inside the bands, the one missing fewest, then the lowest texture")
+RULE = ("a loop with B only if its texture distance is lower than A alone's and it moves at least as well as A alone "
+        "on each of travel over 24 frames, steadiness and sharpness (distance outside the quality bar's band, slack 0.05); "
+        "of A alone and those, the ones inside all three bands first, then the lowest texture distance")
+SLACK = 0.05   # how much further outside a band than A alone a loop with B may lie
 
-def _misses(row:dict) -> list:
-    "The bands of the quality bar's check (c) that `row` misses."
-    (lo, hi), (slo, shi) = BARS['travel'], BARS['sharpness']
-    ok = dict(travel=lo <= row['travel24'] <= hi, steadiness=row['steadiness'] <= BARS['steadiness'],
-              sharpness=slo <= row['sharpness'] <= shi)
-    return [k for k, v in ok.items() if not v]
+def outside(row:dict) -> dict:
+    "How far `row` lies outside each band of the quality bar's check (c), as a ratio (0: inside)."
+    (lo, hi), (slo, shi), smax = BARS['travel'], BARS['sharpness'], BARS['steadiness']
+    band = lambda v, a, b: (max(0.0, a / max(v, 1e-6) - 1, v / b - 1) if v == v else float('inf'))
+    st = row['steadiness']
+    return dict(travel=band(row['travel24'], lo, hi), steadiness=max(0.0, st / smax - 1) if st == st else float('inf'),
+                sharpness=band(row['sharpness'], slo, shi))
 
 def pick_loop(rows:list, # from `score_loops`; must include A alone ('A')
              ) -> tuple: # (the chosen row, the reason in words); every row gains 'vs_alone', 'misses' and 'note'
     "Apply `RULE` to the rows of `score_loops`."
     alone = next((r for r in rows if r['schedule'] == 'A'), None)
     if alone is None: raise ConfigError("pick_loop: the candidates must include A alone ('A')")
+    out_a = outside(alone)
     pool = []
     for r in rows:
         r['vs_alone'] = r['texture'] / max(alone['texture'], 1e-12)
-        r['misses'] = _misses(r)
+        o = outside(r); r['misses'] = [k for k, v in o.items() if v > 0]
         r['note'] = ''
-        if r is not alone and not r['vs_alone'] <= BARS['a_worse']: r['note'] = 'worse than A alone'
+        if r is alone: pool.append(r); continue
+        worse = [k for k in o if o[k] > out_a[k] + SLACK]
+        if not r['vs_alone'] < 1: r['note'] = 'not better than A alone'
+        elif worse: r['note'] = 'moves worse than A alone: ' + ', '.join(worse)
         else: pool.append(r)
-    moving = [r for r in pool if not r['misses']]
-    best = min(moving or pool, key=lambda r: (len(r['misses']), r['texture']))
+    inside = [r for r in pool if not r['misses']]
+    best = min(inside or pool, key=lambda r: r['texture'])
     best['note'] = 'chosen'
     if best is alone:
-        why = ("A alone: no loop with B has a lower texture distance while moving like the source" if moving else
-               "A alone: no loop with B does better on the bands it misses or on texture")
+        why = "A alone: no loop with B has a lower texture distance while moving at least as well"
     else:
-        why = (f"{best['schedule']}: the lowest texture distance ({best['vs_alone']:.2f}x A alone's) of the loops that move like the source"
-               if moving else f"{best['schedule']}: no loop moves like the source on all three counts; this one misses "
-                               f"{', '.join(best['misses'])} and has the lowest texture distance among those that miss as few")
+        why = (f"{best['schedule']}: the lowest texture distance ({best['vs_alone']:.2f}x A alone's) of the loops that "
+               + ("move like the source" if inside else f"move at least as well as A alone (which misses {', '.join(alone['misses'])})"))
     return best, why
+
 
 # %% ../nbs/10a_loops.ipynb #lp16
 def loop_table(rows:list) -> str:
