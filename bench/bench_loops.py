@@ -159,6 +159,8 @@ def main(argv=None) -> int:
     p.add_argument('--store', type=Path, default=None, help='also write a compact JSON and the sheets here (the docs)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=None, help="torch threads (1 when other jobs share the cores: OpenMP's spin-waiting makes oversubscribed runs many times slower)")
+    p.add_argument('--reuse-chooser', nargs='*', type=Path, default=[], metavar='JSON',
+                   help="take the chooser's measurements from these loops.json files (same candidates) and apply today's pick_loop")
     p.add_argument('--merge', nargs='+', type=Path, default=None, metavar='JSON',
                    help="merge the loops.json files of runs that split the sources (same recipe) into OUT/TAG/loops.json (and --store) and stop")
     a = p.parse_args(argv)
@@ -199,7 +201,8 @@ def main(argv=None) -> int:
               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, torch=torch.__version__)
     log(f"bench_loops [{a.tag}] {time.strftime('%Y-%m-%d %H:%M:%S')}: {hw}")
     log(f"recipe: A alone {r.budget} A steps; A+B {r.steps_a} A + {r.steps_b} B steps; {r.size} px; upsample {r.upsample}")
-    report = {}
+    report, reuse = {}, {}
+    for f in a.reuse_chooser: reuse.update(json.loads(f.read_text())['sources'])
     for name in names:
         t_src = time.perf_counter(); log(f"[{name}]")
         store = bq.prepare_source(name, a.out, r)
@@ -214,7 +217,10 @@ def main(argv=None) -> int:
             B = train_b_variant(store, a_run, A, r, v, a.device, log)
             nets = {'A': A, 'B': B}
             t0 = time.perf_counter()
-            rows = score_loops(nets, store, CANDIDATES, loop_starts(T), steps=48 if a.quick else 120, stats=stats, device=a.device)
+            old = reuse.get(name, {}).get('variants', {}).get(v, {}).get('chooser')
+            if old and [r['schedule'] for r in old] == list(CANDIDATES):      # the chooser's measurements, re-read by today's rule
+                rows = [{k: x for k, x in r.items() if k not in ('vs_alone', 'misses', 'note')} for r in old]
+            else: rows = score_loops(nets, store, CANDIDATES, loop_starts(T), steps=48 if a.quick else 120, stats=stats, device=a.device)
             best, why = pick_loop(rows)
             log(f"  B {v}: chose {why} ({time.perf_counter() - t0:.0f} s)")
             out = {}
