@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_widgets.ipynb #145dce55
 from __future__ import annotations
-import contextlib, datetime, hashlib, html, io, os, threading, time
+import contextlib, ctypes, datetime, hashlib, html, io, os, sys, threading, time
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np
@@ -21,6 +21,8 @@ from .loops import run_loop
 from .render import render_video, crop_aspect, upscale, export_loop
 from .video import write_video
 from .tracks import RolloutTrack, BackgroundCompiler
+
+_trim_heap = getattr(ctypes.CDLL(None), 'malloc_trim', None) if sys.platform.startswith('linux') else None   # glibc's
 
 # %% auto #0
 __all__ = ['encode_image', 'preview_hw', 'LivePlot', 'FramesViewer', 'RolloutPanel', 'TrainingMonitor']
@@ -413,7 +415,8 @@ def update(self:RolloutPanel):
     except NFPError as e: self._error(e); return
     key, n = s['key'], s['steps']
     track = self.tracks.get(key)
-    if track is not None and track.error is not None: track = None      # try again: the file may be fixed by now
+    # a closed rollout keeps its frames (going back to them is a cache hit); it is rebuilt only when it must grow
+    if track is not None and (track.error is not None or track.closed and len(track) <= n): track = None
     if track is None:
         track = RolloutTrack(key, lambda cb, s=s: iter_rollout(
             s['start'], self._run_nets(s), s['schedule'], steps=1_000_000, store=self.store, size=s['size'],
@@ -423,7 +426,7 @@ def update(self:RolloutPanel):
     self.tracks.move_to_end(key)
     self._trim_tracks()
     for t in self.tracks.values():
-        if t is not track: t.pause()
+        if t is not track: t.close()          # a paused rollout would keep the networks it was made with (outside nets_mb)
     self.track = track
     self._error(None)
     with self._hold_updates():
@@ -494,6 +497,7 @@ def _on_frame(self:RolloutPanel, track, i):
 @patch
 def _on_idle(self:RolloutPanel, track):
     if track is not self.track: return
+    if _trim_heap is not None: _trim_heap(0)   # hand freed memory back: each rollout thread's glibc arena keeps it otherwise
     self.progress.layout.visibility = 'hidden'
     if self.compile is not False: self.compiler.wake.set(); self._compile_note()   # idle: a compile may start
     if track.error is not None: self._error(track.error); return

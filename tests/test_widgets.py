@@ -214,8 +214,6 @@ def _live_modules(cls) -> dict:
     gc.collect()
     return {id(o): o for o in gc.get_objects() if type(o) is cls}
 
-@pytest.mark.xfail(strict=True, reason='paused rollouts hold the networks they were made with (issue 24; '
-                   'bench/bench_widgets.py --memory): drop this mark with the fix')
 def test_no_network_outlives_the_net_cache(tiny_run):
     """`nets_mb` bounds every network the panel keeps: once the blend slider has moved through several values, the
     networks alive are the ones in the cache (a paused rollout must not hold the blend it was made with)."""
