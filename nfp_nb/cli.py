@@ -330,6 +330,7 @@ def main(argv:list=None # COMMAND and its arguments (default: sys.argv[1:])
         ):
     "`python -m nfp_nb.cli COMMAND ...`: run the console script `nfp_COMMAND` with the rest of the arguments."
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['--']: argv = argv[1:]                 # `-m nfp_nb.cli -- train ...`: torchrun strips the '--', a shell does not
     name = argv[0].removeprefix('nfp_') if argv else None
     if name not in COMMANDS:
         print(f"python -m nfp_nb.cli: error: expected a command, one of {', '.join(COMMANDS)}; got {name!r}", file=sys.stderr)
