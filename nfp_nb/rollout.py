@@ -352,6 +352,7 @@ def compile_pays(steps:int, h:int, w:int, batch:int=1) -> bool:
     "Will `torch.compile` win back its warm-up on a rollout of `steps` frames of h×w (× batch)?"
     return int(steps) * h * w * batch >= COMPILE_BREAK_EVEN
 
+# %% ../nbs/10_rollout.ipynb #ro_eng_run
 def _per_net(v, name, default):
     if isinstance(v, dict): return float(v.get(name, default))
     return float(v)
@@ -498,6 +499,7 @@ class RolloutRun:
             if n: yield fmt(buf[:, :n])
         self.seconds = time.perf_counter() - t0
 
+# %% ../nbs/10_rollout.ipynb #ro_eng_res
 @dataclass
 class RolloutResult:
     "Frames of a finished rollout, with the collapse events and the network used at each step."
@@ -537,4 +539,3 @@ def rollout(start,                # store index, image path, array/tensor, 'nois
     chunks = list(run)
     frames = np.concatenate(chunks, axis=1 if run.batched else 0)
     return RolloutResult(frames, run.events, run.names, run.seconds)
-
