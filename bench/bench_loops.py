@@ -25,7 +25,7 @@ texture, and no collapse events. Results: OUT/TAG/loops.json (+ a compact copy w
 and drift plots per source.
 """
 from __future__ import annotations
-import argparse, contextlib, io, json, math, os, shutil, sys, time, warnings
+import argparse, json, os, shutil, sys, time, warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 import numpy as np

@@ -4,14 +4,13 @@
 
 # %% ../nbs/14_demo.ipynb #0769dab9
 from __future__ import annotations
-import json, sys, time
+import time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
-from .core import ConfigError, NFPError, SourceError, check_writable, atomic_write_json, atomic_path, seed_everything
+from .core import ConfigError, check_writable, atomic_write_json, atomic_path, seed_everything
 from .video import contact_sheet
 from .data import FrameStore
-from .models import get_preset
 from .checkpoint import load_generator, load_checkpoint
 from .train import train_predictor
 from .metrics import SourceStats, summarize_drift, plot_drift, source_spread, quality_bar, one_step_fidelity

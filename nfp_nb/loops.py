@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from .core import ConfigError, NFPError, atomic_write_json, as_device
 from .metrics import SourceStats, drift_metrics, summarize_drift, BARS
-from .rollout import rollout, chain_of, parse_schedule, DEFAULT_SCHEDULE
+from .rollout import rollout, chain_of, parse_schedule
 
 # %% auto #0
 __all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'RULE', 'SLACK', 'loop_starts', 'score_loops', 'outside', 'pick_loop',
@@ -123,7 +123,7 @@ def loop_table(rows:list) -> str:
                                       f(1000 * r['seconds_per_frame'], 0), note]) + ' |')
     return '\n'.join(out)
 
-def _refs(run:Path, ema:bool) -> dict:
+def _refs(run:Path) -> dict:
     from nfp_nb.checkpoint import checkpoint_ref
     out = {}
     for net in ('A', 'B'):
@@ -159,7 +159,7 @@ def choose_loop(run,                      # run folder with `frames/`, `A/` and 
     rows = score_loops(nets, store, candidates, first, steps, seed=seed, device=dev, progress=not quiet)
     best, why = pick_loop(rows)
     rec = dict(schedule=best['schedule'], reason=why, rule=RULE, table=rows, starts=first, steps=steps, ema=bool(ema),
-               nets=_refs(run, ema), seconds=round(time.perf_counter() - t0, 1), created=time.strftime('%Y-%m-%d %H:%M:%S'))
+               nets=_refs(run), seconds=round(time.perf_counter() - t0, 1), created=time.strftime('%Y-%m-%d %H:%M:%S'))
     if not quiet:
         print(loop_table(rows), file=sys.stderr)
         print(f"nfp_loop: chose {why}", file=sys.stderr)
@@ -174,7 +174,7 @@ def run_loop(run,                  # run folder
     if not p.is_file(): return default, f"{p} not found: run `nfp_loop {run}` to choose a loop for this run"
     try: rec = json.loads(p.read_text()); sched = rec['schedule']
     except (OSError, ValueError, KeyError, TypeError): return default, f"{p}: unreadable; run `nfp_loop {run}` again"
-    try: now = _refs(Path(run), rec.get('ema', False))
+    try: now = _refs(Path(run))
     except NFPError as e: return default, f"{p}: cannot check its checkpoints ({e})"
     for net, ref in (rec.get('nets') or {}).items():
         if net not in now or now[net]['fingerprint'] != ref.get('fingerprint'):
