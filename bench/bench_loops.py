@@ -155,6 +155,9 @@ def main(argv=None) -> int:
     p.add_argument('--budget', type=int, default=1800)
     p.add_argument('--upsample', default=None, help="A's and B's upsampling ('transpose' or 'resize'; default: the package's)")
     p.add_argument('--quick', action='store_true')
+    p.add_argument('--choose-steps', type=int, default=300, help="steps of the chooser's rollouts (the package's default: 300)")
+    p.add_argument('--a-of-ab', choices=('own', 'shared'), default='own',
+                   help="A+B's A: 'own' (a run of its own, trained like a user's A) or 'shared' (A alone's checkpoint at that step)")
     p.add_argument('--long', type=int, default=0, help='also the long-run check (d) over this many steps')
     p.add_argument('--store', type=Path, default=None, help='also write a compact JSON and the sheets here (the docs)')
     p.add_argument('--device', default='cpu')
@@ -187,7 +190,7 @@ def main(argv=None) -> int:
     variants = [v for v in a.variants.split(',') if v]
     bad = [s for s in names if s not in bq.SOURCES] + [v for v in variants if v not in VARIANTS]
     if bad: print(f"bench_loops: unknown source or variant: {', '.join(bad)}", file=sys.stderr); return 2
-    r = bq.Recipe(budget=a.budget, others=())
+    r = bq.Recipe(budget=a.budget, others=(), a_of_ab=a.a_of_ab)
     if a.quick: r = replace(r, size=64, frames=48, budget=24, rollout_steps=60)
     if a.upsample: r = replace(r, upsample=a.upsample, b_upsample=a.upsample)
     r = r.resolved(); r = replace(r, n=(1, 10))
@@ -220,7 +223,7 @@ def main(argv=None) -> int:
             old = reuse.get(name, {}).get('variants', {}).get(v, {}).get('chooser')
             if old and [r['schedule'] for r in old] == list(CANDIDATES):      # the chooser's measurements, re-read by today's rule
                 rows = [{k: x for k, x in r.items() if k not in ('vs_alone', 'misses', 'note')} for r in old]
-            else: rows = score_loops(nets, store, CANDIDATES, loop_starts(T), steps=48 if a.quick else 120, stats=stats, device=a.device)
+            else: rows = score_loops(nets, store, CANDIDATES, loop_starts(T), steps=48 if a.quick else a.choose_steps, stats=stats, device=a.device)
             best, why = pick_loop(rows)
             log(f"  B {v}: chose {why} ({time.perf_counter() - t0:.0f} s)")
             out = {}
@@ -249,7 +252,7 @@ def main(argv=None) -> int:
         drift_figure(name, pers, res_dir / f"loops_{name}_drift.png")
         rep['seconds'] = time.perf_counter() - t_src
         report[name] = rep
-        full = dict(hardware=hw, date=time.strftime('%Y-%m-%d'), recipe=asdict(r), rollout_steps=steps, variants=variants,
+        full = dict(hardware=hw, date=time.strftime('%Y-%m-%d'), recipe=asdict(r), rollout_steps=steps, choose_steps=48 if a.quick else a.choose_steps, variants=variants,
                     default_variant=a.default_variant, candidates=list(CANDIDATES), sources=report)
         (res_dir / 'loops.json').write_text(json.dumps(full, indent=1, default=str))
         if a.store:

@@ -169,6 +169,7 @@ class Recipe:
     frames: int = 160               # frames per source
     budget: int = 600               # optimizer steps of each setting: A alone gets them all, A+B splits them
     b_share: float = 1 / 3          # share of the budget given to B in the A+B setting
+    a_of_ab: str = 'shared'         # A+B's A: 'shared' (A alone's run at steps_a, its LR not yet decayed) or 'own' (a run of steps_a steps)
     skip: tuple = None              # A's skip range
     n: tuple = None                 # B: A applied n times, n in this range
     m: tuple = None                 # B: target frame t+m, m in this range
@@ -266,7 +267,14 @@ def _train_kw(p, lambda_feat, lambda_l1, r:Recipe) -> dict:
                 save_every=0, sample_every=0, seed=r.seed)
 
 def train_a(store, r:Recipe, device, log) -> tuple:
-    "Train A for the whole budget, keeping the checkpoint at `steps_a` for A+B: (A alone, A of A+B, folder)."
+    """Train A for the whole budget, keeping the checkpoint at `steps_a` for A+B: (A alone, A of A+B, folder).
+    With `r.a_of_ab == 'own'`, A+B's A is a run of its own, `steps_a` steps with the whole LR schedule (the way a
+    user trains A before B), and the folder is that run's."""
+    if r.a_of_ab == 'own':
+        alone = train_a(store, dataclasses.replace(r, a_of_ab='shared'), device, log)[0]
+        _, A, run = train_a(store, dataclasses.replace(r, a_of_ab='shared', budget=r.steps_a, b_share=0.0), device, log)
+        return alone, A, run
+    if r.a_of_ab != 'shared': raise ValueError(f"a_of_ab={r.a_of_ab!r}: expected 'shared' or 'own'")
     from nfp_nb.models import build_generator, build_discriminator
     from nfp_nb.train import Trainer, TrainConfig
     from nfp_nb.data import PairDataset

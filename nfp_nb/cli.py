@@ -216,7 +216,7 @@ def loop_parser() -> CLIParser:
     add_run_argument(p, help="run folder with frames/, A/ and B/")
     p.add_argument('--candidates', default=','.join(CANDIDATES),
                    help=f"comma-separated schedules to compare (default: {','.join(CANDIDATES)}; 'A' is always added)")
-    p.add_argument('--steps', type=int, default=120, help="steps of each rollout (default 120; at least 48)")
+    p.add_argument('--steps', type=int, default=300, help="steps of each rollout (default 300; at least 48)")
     p.add_argument('--starts', type=int, default=3, help="start frames (default 3)")
     p.add_argument('--ema', action='store_true', help="use the checkpoints' EMA weights")
     p.add_argument('--seed', type=int, default=0)

@@ -35,7 +35,7 @@ class DemoPlan:
     n: tuple = DEFAULT_N    # B: A applied n times
     ahead: tuple = DEFAULT_AHEAD # B: target n + ahead frames after the start, never behind what A shows
     candidates: tuple = CANDIDATES # loop settings the run chooses from (`nfp_nb.loops`)
-    choose_steps: int = 120 # steps of each candidate's rollouts
+    choose_steps: int = 300 # steps of each candidate's rollouts
     choose_starts: int = 3  # start frames of each candidate
     rollout_steps: int = 240 # frames of each rollout after the start
     fps: int = 24           # of the written videos

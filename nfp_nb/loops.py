@@ -13,8 +13,8 @@ from .metrics import SourceStats, drift_metrics, summarize_drift, BARS
 from .rollout import rollout, chain_of, parse_schedule
 
 # %% auto #0
-__all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'RULE', 'SLACK', 'loop_starts', 'score_loops', 'outside', 'pick_loop',
-           'loop_table', 'choose_loop', 'run_loop']
+__all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'READ_STEPS', 'RULE', 'SLACK', 'MARGIN', 'loop_starts', 'tail_of',
+           'score_loops', 'outside', 'pick_loop', 'loop_table', 'choose_loop', 'run_loop']
 
 # %% ../nbs/10a_loops.ipynb #lp07
 CANDIDATES = ('A', 'AB', 'AAB', 'AAAB', '[AB@0.25]', '[AB@0.5]', '[AB]')   # what `choose_loop` compares by default
@@ -31,14 +31,19 @@ def loop_starts(frames:int,      # frames in the run's clip
 
 # %% ../nbs/10a_loops.ipynb #lp10
 SCORE_KEYS = ('texture', 'travel4', 'travel24', 'steadiness', 'sharpness', 'motion')
+READ_STEPS = 100   # the numbers are read over a rollout's last 100 steps (or its second half, when shorter)
+
+def tail_of(steps:int) -> float:
+    "The fraction of a `steps`-step rollout that `score_loops` reads: the last `READ_STEPS` steps, at most half."
+    return min(0.5, READ_STEPS / steps)
 
 @torch.inference_mode()
 def score_loops(nets:dict,                  # name → network (module or checkpoint path): 'A', and 'B' for the B candidates
                 store,                      # the run's `FrameStore` (or uint8 frames)
                 candidates=CANDIDATES,      # schedules to compare (those naming a missing network are left out)
                 starts=None,                # start frame indices (default: `loop_starts`)
-                steps:int=120,              # steps of each rollout
-                tail:float=0.5,             # read the numbers over this last fraction of the steps
+                steps:int=300,              # steps of each rollout
+                tail:float=None,            # read the numbers over this last fraction of the steps (None: `tail_of(steps)`)
                 stats:SourceStats=None,     # the source's statistics (computed when not given)
                 seed:int=0,                 # seed of the rollouts
                 device=None, dtype='auto',  # where and in what precision the rollouts run
@@ -48,6 +53,7 @@ def score_loops(nets:dict,                  # name → network (module or checkp
     frames = getattr(store, 'frames', store)
     stats = stats or SourceStats.from_source(frames)
     starts = list(starts) if starts is not None else loop_starts(len(frames))
+    tail = tail_of(steps) if tail is None else tail
     if steps * tail < 24:
         raise ConfigError(f"steps={steps}, tail={tail}: travel over 24 frames needs at least 24 steps in the tail")
     rows = []
@@ -68,11 +74,14 @@ def score_loops(nets:dict,                  # name → network (module or checkp
                            f"steadiness {row['steadiness']:.2f} ({secs:.0f} s)", file=sys.stderr, flush=True)
     return rows
 
+
 # %% ../nbs/10a_loops.ipynb #lp12
-RULE = ("a loop with B only if its texture distance is lower than A alone's and it moves at least as well as A alone "
-        "on each of travel over 24 frames, steadiness and sharpness (distance outside the quality bar's band, slack 0.05); "
-        "of A alone and those, the ones inside all three bands first, then the lowest texture distance")
-SLACK = 0.05   # how much further outside a band than A alone a loop with B may lie
+RULE = ("a loop with B only if its texture distance is at least 5% lower than A alone's, it collapses no more often "
+        "than A alone, and it moves at least as well as A alone on each of travel over 24 frames, steadiness and "
+        "sharpness (distance outside the quality bar's band, slack 0.05); of A alone and those, the ones inside all "
+        "three bands and without collapses first, then the lowest texture distance")
+SLACK = 0.05    # how much further outside a band than A alone a loop with B may lie
+MARGIN = 0.95   # a loop with B must reach this share of A alone's texture distance (or less): B costs a forward a frame
 
 def outside(row:dict) -> dict:
     "How far `row` lies outside each band of the quality bar's check (c), as a ratio (0: inside)."
@@ -87,22 +96,23 @@ def pick_loop(rows:list, # from `score_loops`; must include A alone ('A')
     "Apply `RULE` to the rows of `score_loops`."
     alone = next((r for r in rows if r['schedule'] == 'A'), None)
     if alone is None: raise ConfigError("pick_loop: the candidates must include A alone ('A')")
-    out_a = outside(alone)
+    out_a, col = outside(alone), lambda r: r.get('collapses', 0) or 0
     pool = []
     for r in rows:
         r['vs_alone'] = r['texture'] / max(alone['texture'], 1e-12)
-        o = outside(r); r['misses'] = [k for k, v in o.items() if v > 0]
+        o = outside(r); r['misses'] = [k for k, v in o.items() if v > 0] + (['collapses'] if col(r) else [])
         r['note'] = ''
         if r is alone: pool.append(r); continue
         worse = [k for k in o if o[k] > out_a[k] + SLACK]
-        if not r['vs_alone'] < 1: r['note'] = 'not better than A alone'
+        if not r['vs_alone'] <= MARGIN: r['note'] = f'not {1 - MARGIN:.0%} better than A alone'
+        elif col(r) > col(alone): r['note'] = 'collapses more often than A alone'
         elif worse: r['note'] = 'moves worse than A alone: ' + ', '.join(worse)
         else: pool.append(r)
     inside = [r for r in pool if not r['misses']]
     best = min(inside or pool, key=lambda r: r['texture'])
     best['note'] = 'chosen'
     if best is alone:
-        why = "A alone: no loop with B has a lower texture distance while moving at least as well"
+        why = f"A alone: no loop with B has a texture distance {1 - MARGIN:.0%} lower while moving at least as well"
     else:
         why = (f"{best['schedule']}: the lowest texture distance ({best['vs_alone']:.2f}x A alone's) of the loops that "
                + ("move like the source" if inside else f"move at least as well as A alone (which misses {', '.join(alone['misses'])})"))
@@ -132,7 +142,7 @@ def _refs(run:Path) -> dict:
 
 def choose_loop(run,                      # run folder with `frames/`, `A/` and (for the B candidates) `B/`
                 candidates=CANDIDATES,    # schedules to compare
-                steps:int=120,            # steps of each rollout
+                steps:int=300,            # steps of each rollout
                 starts:int=3,             # how many start frames (see `loop_starts`)
                 ema:bool=False,           # use the checkpoints' EMA weights
                 seed:int=0,
