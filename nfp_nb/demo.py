@@ -15,7 +15,7 @@ from .checkpoint import load_generator, load_checkpoint
 from .train import train_predictor
 from .metrics import SourceStats, summarize_drift, plot_drift, source_spread, quality_bar, one_step_fidelity
 from .restorer import DEFAULT_N, DEFAULT_AHEAD, train_restorer
-from .loops import CANDIDATES, choose_loop
+from .loops import CANDIDATES, choose_loop, best_with_b
 from .render import render_video
 
 
@@ -101,41 +101,48 @@ def run_demo(out='nfp_demo',        # output folder (created)
     choice = choose_loop(run, plan.candidates, plan.choose_steps, plan.choose_starts, ema=ema > 0, seed=seed, quiet=quiet)
     times['choose'] = round(time.time() - t1, 1)
     chosen = choice['schedule']
+    shown = chosen if 'B' in chosen else best_with_b(choice['table'])['schedule']   # A alone chosen: show the best loop with B beside it
     nets = {'A': load_generator(run/'A', ema=ema > 0), 'B': load_generator(run/'B', ema=ema > 0)}
     stats = SourceStats.from_source(store)
     start = len(store) // 3 if start is None else start
     results, summary = {}, {}
     n = plan.rollout_steps
     picks = [0, n // 6, n // 3, n // 2, n * 2 // 3, n]
-    for label, schedule in (('A', 'A'), ('AB', chosen)):
+    for label, schedule in (('A', 'A'), ('AB', shown)):
         mp4 = out/f"rollout_{label}.mp4"
         r = render_video(mp4, start, {'A': nets['A']} if schedule == 'A' else nets, schedule, n, fps=plan.fps, stats=stats,
                          keep=True, store=store, seed=seed)
-        results['A alone' if label == 'A' else f"chosen loop ({schedule})"] = r['metrics'][0]
+        results['A alone' + (' (chosen)' if chosen == 'A' else '') if label == 'A'
+                else f"{'chosen loop' if schedule == chosen else 'best loop with B'} ({schedule})"] = r['metrics'][0]
         sheet = _sheet(r['frames'][0], picks, out/f"sheet_{label}.png")
-        summary[label] = dict(schedule=schedule, video=str(mp4), sheet=str(sheet), fps=round(r['fps'], 2),
+        summary[label] = dict(schedule=schedule, chosen=schedule == chosen, video=str(mp4), sheet=str(sheet), fps=round(r['fps'], 2),
                               drift_last_quarter=summarize_drift(r['metrics'][0]),
                               collapse_events=[asdict(e) if hasattr(e, '__dataclass_fields__') else str(e) for e in r['events']])
         say(f"rollout {schedule}: {n} steps at {r['fps']:.1f} frames/s → {mp4}")
-    fig = plot_drift(results, title=f"A alone and the chosen loop over {n} feedback steps")
+    fig = plot_drift(results, title=f"A alone and {'the chosen loop' if chosen == shown else 'the best loop with B'} over {n} feedback steps")
     with atomic_path(out/'drift.png') as tmp: fig.savefig(tmp, format='png', dpi=90, bbox_inches='tight')
     import matplotlib.pyplot as plt; plt.close(fig)
     spread = source_spread(store)
-    bar = quality_bar(summary['AB']['drift_last_quarter'], summary['A']['drift_last_quarter'], spread)
+    mine = summary['AB' if chosen == shown else 'A']                                 # the loop the run will use
+    bar = quality_bar(mine['drift_last_quarter'], summary['A']['drift_last_quarter'], spread)
+    bar_b = quality_bar(summary['AB']['drift_last_quarter'], summary['A']['drift_last_quarter'], spread)
     one_step = one_step_fidelity(nets['A'], store, B=nets['B'])
     summary.update(source=str(video or 'built-in sample video'), frames=len(store), size=list(store.size),
                    plan=asdict(plan), seed=seed, start=start, ema=ema, drift_plot=str(out/'drift.png'),
                    loop=dict(schedule=chosen, reason=choice['reason'], rule=choice['rule'], table=choice['table']),
-                   speed=dict(chosen_fps=summary['AB']['fps'], alone_fps=summary['A']['fps'],
-                              ratio=summary['AB']['fps'] / max(summary['A']['fps'], 1e-9)),
-                   source_spread=spread, bar=bar, one_step=one_step, seconds_per_part=times,
+                   speed=dict(chosen_fps=mine['fps'], alone_fps=summary['A']['fps'], with_b_fps=summary['AB']['fps'],
+                              ratio=mine['fps'] / max(summary['A']['fps'], 1e-9)),
+                   source_spread=spread, bar=bar, bar_with_b=bar_b, one_step=one_step, seconds_per_part=times,
                    seconds=round(time.time() - t0, 1))
     atomic_write_json(out/'summary.json', summary)
     say(f"the run chose {choice['reason']}")
     say(f"one step: A(x_t) texture distance {one_step['A']['texture']:.3f} to the real next frame "
         f"(the source's own frame-to-frame spread: {one_step['A']['spread_texture']:.3f})")
-    say(f"the bar, last quarter of the chosen loop: {_bar_line(bar)}")
-    say(f"speed: the chosen loop {summary['AB']['fps']:.1f} frames/s, A alone {summary['A']['fps']:.1f}")
+    say(f"the bar, last quarter of the chosen loop ({chosen}): {_bar_line(bar)}")
+    if chosen != shown: say(f"beside it, the best loop with B ({shown}): {_bar_line(bar_b)}")
+    say(f"speed: the chosen loop {mine['fps']:.1f} frames/s, A alone {summary['A']['fps']:.1f}"
+        + (f", {shown} {summary['AB']['fps']:.1f}" if chosen != shown else ''))
     say(f"done: outputs in {out}")
     return summary
+
 

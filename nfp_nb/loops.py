@@ -14,7 +14,7 @@ from .rollout import rollout, chain_of, parse_schedule
 
 # %% auto #0
 __all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'READ_STEPS', 'RULE', 'SLACK', 'MARGIN', 'loop_starts', 'tail_of',
-           'score_loops', 'outside', 'pick_loop', 'loop_table', 'choose_loop', 'run_loop']
+           'score_loops', 'outside', 'pick_loop', 'best_with_b', 'loop_table', 'choose_loop', 'run_loop']
 
 # %% ../nbs/10a_loops.ipynb #lp07
 CANDIDATES = ('A', 'AB', 'AAB', 'AAAB', '[AB@0.25]', '[AB@0.5]', '[AB]')   # what `choose_loop` compares by default
@@ -117,6 +117,15 @@ def pick_loop(rows:list, # from `score_loops`; must include A alone ('A')
         why = (f"{best['schedule']}: the lowest texture distance ({best['vs_alone']:.2f}x A alone's) of the loops that "
                + ("move like the source" if inside else f"move at least as well as A alone (which misses {', '.join(alone['misses'])})"))
     return best, why
+
+
+# %% ../nbs/10a_loops.ipynb #lp14c
+def best_with_b(rows:list, # from `pick_loop` (its notes say which rows moved worse than A alone)
+               ) -> dict|None: # the row, or None when no candidate uses B
+    "The best candidate that uses B, chosen or not: the one to show beside A alone."
+    with_b = [r for r in rows if 'B' in r['schedule']]
+    moving = [r for r in with_b if not r.get('note', '').startswith(('moves worse', 'collapses'))]
+    return min(moving or with_b, key=lambda r: r['texture'], default=None)
 
 
 # %% ../nbs/10a_loops.ipynb #lp16

@@ -2,6 +2,7 @@
 import json, math
 import numpy as np, pytest
 from nfp_nb.demo import DemoPlan, run_demo
+from nfp_nb.loops import best_with_b
 from nfp_nb.cli import demo_main
 from nfp_nb.checkpoint import load_checkpoint
 from nfp_nb.core import jsonable
@@ -27,13 +28,20 @@ def test_demo_writes_every_output(tmp_path):
     for v in (a, ab):
         assert np.argmin([np.abs(v[0].astype(int) - f).mean() for f in store.frames]) == summary['start']
         assert np.abs(v[-1].astype(int) - v[0]).mean() > 4
+    # the second rollout always uses B: the run's choice, or the best loop with B when the run chose A alone
     chosen = summary['loop']['schedule']
-    assert summary['AB']['schedule'] == chosen == json.loads((out/'run'/'loop.json').read_text())['schedule']
+    assert chosen == json.loads((out/'run'/'loop.json').read_text())['schedule']
+    shown = chosen if 'B' in chosen else best_with_b(summary['loop']['table'])['schedule']
+    assert 'B' in shown and summary['AB']['schedule'] == shown and summary['AB']['chosen'] == (shown == chosen)
+    assert summary['A']['chosen'] == (chosen == 'A')
     same = lambda *ds: json.dumps(ds[0], sort_keys=True) == json.dumps(ds[1], sort_keys=True)
-    assert same(summary['AB']['drift_last_quarter'], summary['A']['drift_last_quarter']) == ('B' not in chosen), chosen
-    # the bar (a)-(c) and the one-step fidelity are in the summary, with the source's spread they are judged against
-    bar = quality_bar(s['AB']['drift_last_quarter'], s['A']['drift_last_quarter'], s['source_spread'])
+    assert not same(summary['AB']['drift_last_quarter'], summary['A']['drift_last_quarter'])
+    # the bar (a)-(c) of the chosen loop and of the loop with B, and the one-step fidelity, with the source's spread
+    mine = s['AB'] if shown == chosen else s['A']
+    bar = quality_bar(mine['drift_last_quarter'], s['A']['drift_last_quarter'], s['source_spread'])
     assert summary['bar']['checks'] == bar['checks'] and {'a', 'b'} <= set(bar['checks']) and summary['bar']['spread'] > 0
+    assert summary['bar_with_b']['texture_ratio'] == pytest.approx(s['AB']['drift_last_quarter']['texture'] / s['A']['drift_last_quarter']['texture'])
+    assert summary['speed']['with_b_fps'] == s['AB']['fps'] and summary['speed']['chosen_fps'] == mine['fps']
     for net in ('A', 'B'):
         d = summary['one_step'][net]
         assert math.isfinite(d['texture']) and d['texture'] > 0 and d['spread_texture'] > 0, (net, d)
