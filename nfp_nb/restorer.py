@@ -432,6 +432,7 @@ def train_restorer(run,                    # run folder with `frames/` (and `A/`
     pred = predictor if predictor is not None else default_predictor(run)
     if isinstance(preset, str): preset = get_preset(preset)
     dkw = dict(dataset_kwargs or {})
+    dkw.setdefault('progress', not kwargs.get('quiet', False))   # `quiet` silences the prerendering bar too
     def data(store, cfg, p, saved, device):              # the `train_network` data function of B
         world = dist_env()[1]
         mode, note = auto_inputs_mode(store, n, m, cfg, prerender, cfg.num_workers, device, dkw.get('cache_dir'), world)
