@@ -289,23 +289,178 @@ def _export_note(self:RolloutPanel):
                f"is <b>not</b> the video you previewed. For a bigger copy of the preview, keep 'as previewed' and upscale.")
     self.ex_note.value = f'<span style="font-size:11px;color:#555">{msg}</span>'
 
-# %% ../nbs/13_widgets.ipynb #780c28fb
 @patch
-def refresh(self:RolloutPanel):
-    "Scan the runs for checkpoints again and update the dropdowns, keeping the current choices."
-    infos = []
-    for r in self.runs: infos += list_checkpoints(r)
-    infos.sort(key=lambda i: i.mtime, reverse=True)
-    initial, self.checkpoints = not hasattr(self, 'checkpoints'), infos
-    opts = [(_ckpt_label(i), str(i.path)) for i in infos]
-    first = lambda net: next((str(i.path) for i in infos if i.net == net and not i.error), None)
-    with self._hold_updates():
-        for dd, default, none in ((self.a, first('A') or (opts[0][1] if opts else None), False),
-                                  (self.a2, '', True), (self.b, first('B') or '', True)):
-            keep = default if initial else dd.value
-            dd.options = ([('none', '')] if none else []) + opts
-            dd.value = keep if keep in [o[1] for o in dd.options] else default
-    self.update()
+def _show_thumb(self:RolloutPanel):
+    if self.store is not None and len(self.store): self.thumb.value = encode_image(self.store[self.start.value], width=96)
+
+# %% ../nbs/13_widgets.ipynb #bb9aa152
+@patch
+def _net(self:RolloutPanel, path, ema:bool=False):
+    key = (str(path), os.stat(str(path) + '.json').st_mtime if Path(str(path) + '.json').exists() else None, ema)
+    with self._net_lock:
+        if key in self._nets: self._nets.move_to_end(key); return self._nets[key]
+    if ema:                                      # the EMA weights where the checkpoint has them, else its raw weights
+        try: return self._keep_net(key, load_generator(path, device=self.device or 'cpu', ema=True).eval())
+        except CheckpointError as e:
+            if 'no EMA weights' not in str(e): raise
+    return self._keep_net(key, load_generator(path, device=self.device or 'cpu').eval())
+
+def _net_bytes(net) -> int:
+    return sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
+
+@patch
+def _keep_net(self:RolloutPanel, key, net):
+    "Cache `net` under `key`, dropping the least recently used networks beyond `nets_mb` (never the newest)."
+    with self._net_lock:
+        self._nets[key] = net; self._nets.move_to_end(key)
+        while len(self._nets) > 1 and sum(map(_net_bytes, self._nets.values())) > self.nets_bytes: self._nets.popitem(last=False)
+    return net
+
+@patch
+def _nets_for(self:RolloutPanel, s:dict) -> dict:
+    "The networks of settings `s`, loaded (and blended) once."
+    a = self._net(s['a'], s['ema'])
+    if s['a2'] is not None:
+        k = ('blend', s['a'], s['a2'], s['blend'], s['ema'])
+        with self._net_lock:
+            blended = self._nets.get(k)
+            if blended is not None: self._nets.move_to_end(k)
+        a = blended if blended is not None else self._keep_net(k, blend_checkpoints(a, self._net(s['a2'], s['ema']), s['blend']))
+    return {'A': a, **({'B': self._net(s['b'], s['ema'])} if s['b'] is not None else {})}
+
+# %% ../nbs/13_widgets.ipynb #f1114556
+@patch
+def _show(self:RolloutPanel, live:bool=False, marker:bool=True):
+    "Display the frame the frame slider points at (or the newest one while it is being computed)."
+    with self._show_lock:
+        t = self.track
+        if t is None or not len(t): return
+        want = self.frame.value
+        i = min(want, len(t) - 1)
+        if live and i < want and time.monotonic() - self._last_live < 0.12: return
+        if self.shown == (t.key, i): return self._status(i)
+        b = self._bytes.get((t.key, i))
+        if b is None:
+            b = self._bytes[(t.key, i)] = encode_image(t.frames[i])
+            while len(self._bytes) > 2048: self._bytes.popitem(last=False)
+        self._status(i)                          # first: whoever sees the new image also sees its status
+        self.preview.value = b
+        self.shown = (t.key, i)
+        self._last_live = time.monotonic()
+    if marker and not live: self._move_marker(i)
+
+@patch
+def _status(self:RolloutPanel, i):
+    t, n = self.track, self.steps.value
+    busy = '' if len(t) > n else f" · computing {len(t) - 1}/{n}"
+    rate = f" · {t.seconds / t.computed * 1000:.0f} ms/step" if t.computed else ''
+    self.status.value = f"frame {i} / {n}{busy}{rate}"
+
+@patch
+def _on_frame(self:RolloutPanel, track, i):
+    self.steps_computed += i > 0
+    if track is not self.track: return                   # a stale track finishing its last step
+    self.progress.value = min(i, self.progress.max)
+    self._show(live=True)
+
+@patch
+def _on_idle(self:RolloutPanel, track):
+    if track is not self.track: return
+    if _trim_heap is not None: _trim_heap(0)   # hand freed memory back: each rollout thread's glibc arena keeps it otherwise
+    self.progress.layout.visibility = 'hidden'
+    if self.compile is not False: self.compiler.wake.set(); self._compile_note()   # idle: a compile may start
+    if track.error is not None: self._error(track.error); return
+    self._show(marker=False)
+    self._redraw_plot()
+
+# %% ../nbs/13_widgets.ipynb #a7c3e915
+@patch
+def _move_marker(self:RolloutPanel, i):
+    if self.plot is not None and hasattr(self.track, 'meter'): self._redraw_plot()
+
+@patch
+def _redraw_plot(self:RolloutPanel):
+    "Ask the plot thread to measure new frames and redraw (coalesced)."
+    if self.plot is None: return
+    if getattr(self, '_plot_thread', None) is None:
+        self._plot_wake = threading.Event()
+        def loop():
+            while True:
+                self._plot_wake.wait(); self._plot_wake.clear()
+                if self._closed: return
+                n = self._plot_asked
+                try: self._update_drift(self.track)
+                except Exception as e: self._error(e)
+                self._plot_done = n
+        self._plot_thread = threading.Thread(target=loop, daemon=True, name='nfp-plot'); self._plot_thread.start()
+    self._plot_asked += 1
+    self._plot_wake.set()
+
+# %% ../nbs/13_widgets.ipynb #87ebb2c2
+@patch
+def _error(self:RolloutPanel, e):
+    "Show `e` (an exception or text) in red inside the panel; `None` clears it."
+    if e is None: self.error.value = ''; return
+    msg = str(e) if isinstance(e, (NFPError, str)) else f"{type(e).__name__}: {e}"
+    self.error.value = f'<div style="color:#c62828;font-weight:600">⚠ {html.escape(msg)}</div>'
+    self.status.value = ''
+
+@patch
+def _safe(self:RolloutPanel, f, *args, **kwargs):
+    try: return f(*args, **kwargs)
+    except Exception as e: self._error(e)
+
+# %% ../nbs/13_widgets.ipynb #126a1fc9
+@patch
+def _compile_keys(self:RolloutPanel, s:dict) -> dict:
+    "Per network of settings `s`, the key of its compiled copy: what it is loaded from, the frame size, dtype, device."
+    dev = as_device(self.device)
+    specs = {'A': (s['a'], s['a2'], s['blend'], s['ema'])}
+    if s['b'] is not None: specs['B'] = (s['b'], None, None, s['ema'])
+    return {k: (v, tuple(s['size']), str(resolve_dtype(self.dtype, dev)), str(dev)) for k, v in specs.items()}
+
+@patch
+def _run_nets(self:RolloutPanel, s:dict) -> dict:
+    "The networks a track rolls out with: `SwapNet`s, eager until their compiled copy is warm (plain ones if compile=False)."
+    nets = self._nets_for(s)
+    if self.compile is False: return nets
+    keys, dev = self._compile_keys(s), as_device(self.device)
+    return {k: self.compiler.net(keys[k], n, (1, 3, *s['size']), device=dev, dtype=self.dtype) for k, n in nets.items()}
+
+@patch
+def _want_compile(self:RolloutPanel, s:dict):
+    "Tell the compiler which networks the panel previews with now; the others drop their compiled copies."
+    if self.compile is not False: self.compiler.want(self._compile_keys(s).values())
+
+@patch
+def _compile_gate(self:RolloutPanel) -> bool:
+    "May a compile start now? Only while no preview is computing and no export is running."
+    t = self.track
+    return not self._closed and (t is None or not t.busy) and not self.ex_button.disabled
+
+@patch
+def _compile_pays(self:RolloutPanel, sw) -> bool:
+    "True: always; 'auto': once the frames `sw` has run at its size, plus those still asked for, reach `compile_pays`."
+    if self.compile != 'auto': return bool(self.compile)
+    t, n = self.track, int(self.steps.value)
+    todo = n if t is None else max(0, n + 1 - len(t))
+    return compile_pays(sw.calls['eager'] + sw.calls['compiled'] + todo, *sw.shape[-2:])
+
+_COMPILE_NOTE = {'queued': ('#777', 'compile waits for the preview to finish'),
+                 'compiling': ('#777', 'compiling in the background…'),
+                 'compiled': ('#2e7d32', 'compiled ✓'), 'failed': ('#b26a00', 'compile failed: eager')}
+
+@patch
+def _compile_note(self:RolloutPanel):
+    "Show the state of the background compile beside the status line ('' when there is none)."
+    with self._note_lock:                        # read and shown together: a slower thread never shows a stale state
+        st = self.compiler.status()
+        if not st: self.compile_status.value = ''; return
+        colour, msg = _COMPILE_NOTE[st]
+        err = self.compiler.error if st == 'failed' else None
+        if err: msg += f" ({err if len(err) <= 60 else err[:59] + '…'})"
+        tip = f' title="{html.escape(err)}"' if err else ''
+        self.compile_status.value = f'<span class="nfp-compile-{st}" style="font-size:11px;color:{colour}"{tip}>· {html.escape(msg)}</span>'
 
 # %% ../nbs/13_widgets.ipynb #f7befafd
 @patch
@@ -362,42 +517,25 @@ def settings(self:RolloutPanel) -> dict:
     return dict(a=self.a.value, a2=a2, blend=blend, b=b, schedule=sched, start=start, motion=motion, ema=ema,
                 seed=int(self.seed.value), size=size, steps=int(self.steps.value), key=key)
 
-# %% ../nbs/13_widgets.ipynb #bb9aa152
+# %% ../nbs/13_widgets.ipynb #780c28fb
 @patch
-def _net(self:RolloutPanel, path, ema:bool=False):
-    key = (str(path), os.stat(str(path) + '.json').st_mtime if Path(str(path) + '.json').exists() else None, ema)
-    with self._net_lock:
-        if key in self._nets: self._nets.move_to_end(key); return self._nets[key]
-    if ema:                                      # the EMA weights where the checkpoint has them, else its raw weights
-        try: return self._keep_net(key, load_generator(path, device=self.device or 'cpu', ema=True).eval())
-        except CheckpointError as e:
-            if 'no EMA weights' not in str(e): raise
-    return self._keep_net(key, load_generator(path, device=self.device or 'cpu').eval())
+def refresh(self:RolloutPanel):
+    "Scan the runs for checkpoints again and update the dropdowns, keeping the current choices."
+    infos = []
+    for r in self.runs: infos += list_checkpoints(r)
+    infos.sort(key=lambda i: i.mtime, reverse=True)
+    initial, self.checkpoints = not hasattr(self, 'checkpoints'), infos
+    opts = [(_ckpt_label(i), str(i.path)) for i in infos]
+    first = lambda net: next((str(i.path) for i in infos if i.net == net and not i.error), None)
+    with self._hold_updates():
+        for dd, default, none in ((self.a, first('A') or (opts[0][1] if opts else None), False),
+                                  (self.a2, '', True), (self.b, first('B') or '', True)):
+            keep = default if initial else dd.value
+            dd.options = ([('none', '')] if none else []) + opts
+            dd.value = keep if keep in [o[1] for o in dd.options] else default
+    self.update()
 
-def _net_bytes(net) -> int:
-    return sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
-
-@patch
-def _keep_net(self:RolloutPanel, key, net):
-    "Cache `net` under `key`, dropping the least recently used networks beyond `nets_mb` (never the newest)."
-    with self._net_lock:
-        self._nets[key] = net; self._nets.move_to_end(key)
-        while len(self._nets) > 1 and sum(map(_net_bytes, self._nets.values())) > self.nets_bytes: self._nets.popitem(last=False)
-    return net
-
-@patch
-def _nets_for(self:RolloutPanel, s:dict) -> dict:
-    "The networks of settings `s`, loaded (and blended) once."
-    a = self._net(s['a'], s['ema'])
-    if s['a2'] is not None:
-        k = ('blend', s['a'], s['a2'], s['blend'], s['ema'])
-        with self._net_lock:
-            blended = self._nets.get(k)
-            if blended is not None: self._nets.move_to_end(k)
-        a = blended if blended is not None else self._keep_net(k, blend_checkpoints(a, self._net(s['a2'], s['ema']), s['blend']))
-    return {'A': a, **({'B': self._net(s['b'], s['ema'])} if s['b'] is not None else {})}
-
-# %% ../nbs/13_widgets.ipynb #ea50541b
+# %% ../nbs/13_widgets.ipynb #0b0966ed
 @patch
 @contextlib.contextmanager
 def _hold_updates(self:RolloutPanel):
@@ -406,6 +544,16 @@ def _hold_updates(self:RolloutPanel):
     try: yield
     finally: self._holding -= 1
 
+@patch
+def _trim_tracks(self:RolloutPanel):
+    "Drop the least recently used rollouts beyond `max_tracks` or `cache_mb` of frames (never the current one)."
+    while len(self.tracks) > 1 and (len(self.tracks) > self.max_tracks
+                                    or sum(t.nbytes for t in self.tracks.values()) > self.cache_bytes):
+        key, t = self.tracks.popitem(last=False); t.close()
+        with self._show_lock:
+            for k in [k for k in self._bytes if k[0] == key]: del self._bytes[k]
+
+# %% ../nbs/13_widgets.ipynb #ea50541b
 @patch
 def update(self:RolloutPanel):
     "Start or continue the rollout the widgets describe; show its frames."
@@ -449,60 +597,17 @@ def wait(self:RolloutPanel, timeout:float=60, plot:bool=False) -> bool:
         time.sleep(0.005)
     return True
 
-# %% ../nbs/13_widgets.ipynb #0b0966ed
+# %% ../nbs/13_widgets.ipynb #c5b4a3f2
 @patch
-def _trim_tracks(self:RolloutPanel):
-    "Drop the least recently used rollouts beyond `max_tracks` or `cache_mb` of frames (never the current one)."
-    while len(self.tracks) > 1 and (len(self.tracks) > self.max_tracks
-                                    or sum(t.nbytes for t in self.tracks.values()) > self.cache_bytes):
-        key, t = self.tracks.popitem(last=False); t.close()
-        with self._show_lock:
-            for k in [k for k in self._bytes if k[0] == key]: del self._bytes[k]
-
-# %% ../nbs/13_widgets.ipynb #f1114556
-@patch
-def _show(self:RolloutPanel, live:bool=False, marker:bool=True):
-    "Display the frame the frame slider points at (or the newest one while it is being computed)."
-    with self._show_lock:
-        t = self.track
-        if t is None or not len(t): return
-        want = self.frame.value
-        i = min(want, len(t) - 1)
-        if live and i < want and time.monotonic() - self._last_live < 0.12: return
-        if self.shown == (t.key, i): return self._status(i)
-        b = self._bytes.get((t.key, i))
-        if b is None:
-            b = self._bytes[(t.key, i)] = encode_image(t.frames[i])
-            while len(self._bytes) > 2048: self._bytes.popitem(last=False)
-        self._status(i)                          # first: whoever sees the new image also sees its status
-        self.preview.value = b
-        self.shown = (t.key, i)
-        self._last_live = time.monotonic()
-    if marker and not live: self._move_marker(i)
-
-@patch
-def _status(self:RolloutPanel, i):
-    t, n = self.track, self.steps.value
-    busy = '' if len(t) > n else f" · computing {len(t) - 1}/{n}"
-    rate = f" · {t.seconds / t.computed * 1000:.0f} ms/step" if t.computed else ''
-    self.status.value = f"frame {i} / {n}{busy}{rate}"
-
-@patch
-def _on_frame(self:RolloutPanel, track, i):
-    self.steps_computed += i > 0
-    if track is not self.track: return                   # a stale track finishing its last step
-    self.progress.value = min(i, self.progress.max)
-    self._show(live=True)
-
-@patch
-def _on_idle(self:RolloutPanel, track):
-    if track is not self.track: return
-    if _trim_heap is not None: _trim_heap(0)   # hand freed memory back: each rollout thread's glibc arena keeps it otherwise
-    self.progress.layout.visibility = 'hidden'
-    if self.compile is not False: self.compiler.wake.set(); self._compile_note()   # idle: a compile may start
-    if track.error is not None: self._error(track.error); return
-    self._show(marker=False)
-    self._redraw_plot()
+def close(self:RolloutPanel):
+    "Stop every rollout thread and close the widgets."
+    self._closed = True
+    self.compiler.close(join=5)                  # a compile in progress ends first
+    if getattr(self, '_plot_thread', None) is not None: self._plot_wake.set(); self._plot_thread.join(5)
+    for t in self.tracks.values(): t.close()
+    for t in self.tracks.values(): t.close(join=5)
+    if self.plot is not None: self.plot.close()
+    self.widget.close()
 
 # %% ../nbs/13_widgets.ipynb #12ae5d83
 _DRIFT_KEYS = ('texture', 'colour', 'nearest')
@@ -531,33 +636,7 @@ def _update_drift(self:RolloutPanel, track):
         self._marker.set_xdata([self.frame.value] * 2)
         self.plot.draw()
 
-@patch
-def _move_marker(self:RolloutPanel, i):
-    if self.plot is not None and hasattr(self.track, 'meter'): self._redraw_plot()
-
-@patch
-def _redraw_plot(self:RolloutPanel):
-    "Ask the plot thread to measure new frames and redraw (coalesced)."
-    if self.plot is None: return
-    if getattr(self, '_plot_thread', None) is None:
-        self._plot_wake = threading.Event()
-        def loop():
-            while True:
-                self._plot_wake.wait(); self._plot_wake.clear()
-                if self._closed: return
-                n = self._plot_asked
-                try: self._update_drift(self.track)
-                except Exception as e: self._error(e)
-                self._plot_done = n
-        self._plot_thread = threading.Thread(target=loop, daemon=True, name='nfp-plot'); self._plot_thread.start()
-    self._plot_asked += 1
-    self._plot_wake.set()
-
 # %% ../nbs/13_widgets.ipynb #d95cca46
-@patch
-def _show_thumb(self:RolloutPanel):
-    if self.store is not None and len(self.store): self.thumb.value = encode_image(self.store[self.start.value], width=96)
-
 @patch
 def _on_upload(self:RolloutPanel):
     v = self.upload.value
@@ -577,83 +656,6 @@ def set_start_image(self:RolloutPanel, image, digest:str=None):
     self.thumb.value = encode_image(image, width=96)
     if self.start_mode.value != 'image': self.start_mode.value = 'image'    # triggers update
     else: self.update()
-
-# %% ../nbs/13_widgets.ipynb #87ebb2c2
-@patch
-def _error(self:RolloutPanel, e):
-    "Show `e` (an exception or text) in red inside the panel; `None` clears it."
-    if e is None: self.error.value = ''; return
-    msg = str(e) if isinstance(e, (NFPError, str)) else f"{type(e).__name__}: {e}"
-    self.error.value = f'<div style="color:#c62828;font-weight:600">⚠ {html.escape(msg)}</div>'
-    self.status.value = ''
-
-@patch
-def _safe(self:RolloutPanel, f, *args, **kwargs):
-    try: return f(*args, **kwargs)
-    except Exception as e: self._error(e)
-
-@patch
-def close(self:RolloutPanel):
-    "Stop every rollout thread and close the widgets."
-    self._closed = True
-    self.compiler.close(join=5)                  # a compile in progress ends first
-    if getattr(self, '_plot_thread', None) is not None: self._plot_wake.set(); self._plot_thread.join(5)
-    for t in self.tracks.values(): t.close()
-    for t in self.tracks.values(): t.close(join=5)
-    if self.plot is not None: self.plot.close()
-    self.widget.close()
-
-# %% ../nbs/13_widgets.ipynb #126a1fc9
-@patch
-def _compile_keys(self:RolloutPanel, s:dict) -> dict:
-    "Per network of settings `s`, the key of its compiled copy: what it is loaded from, the frame size, dtype, device."
-    dev = as_device(self.device)
-    specs = {'A': (s['a'], s['a2'], s['blend'], s['ema'])}
-    if s['b'] is not None: specs['B'] = (s['b'], None, None, s['ema'])
-    return {k: (v, tuple(s['size']), str(resolve_dtype(self.dtype, dev)), str(dev)) for k, v in specs.items()}
-
-@patch
-def _run_nets(self:RolloutPanel, s:dict) -> dict:
-    "The networks a track rolls out with: `SwapNet`s, eager until their compiled copy is warm (plain ones if compile=False)."
-    nets = self._nets_for(s)
-    if self.compile is False: return nets
-    keys, dev = self._compile_keys(s), as_device(self.device)
-    return {k: self.compiler.net(keys[k], n, (1, 3, *s['size']), device=dev, dtype=self.dtype) for k, n in nets.items()}
-
-@patch
-def _want_compile(self:RolloutPanel, s:dict):
-    "Tell the compiler which networks the panel previews with now; the others drop their compiled copies."
-    if self.compile is not False: self.compiler.want(self._compile_keys(s).values())
-
-@patch
-def _compile_gate(self:RolloutPanel) -> bool:
-    "May a compile start now? Only while no preview is computing and no export is running."
-    t = self.track
-    return not self._closed and (t is None or not t.busy) and not self.ex_button.disabled
-
-@patch
-def _compile_pays(self:RolloutPanel, sw) -> bool:
-    "True: always; 'auto': once the frames `sw` has run at its size, plus those still asked for, reach `compile_pays`."
-    if self.compile != 'auto': return bool(self.compile)
-    t, n = self.track, int(self.steps.value)
-    todo = n if t is None else max(0, n + 1 - len(t))
-    return compile_pays(sw.calls['eager'] + sw.calls['compiled'] + todo, *sw.shape[-2:])
-
-_COMPILE_NOTE = {'queued': ('#777', 'compile waits for the preview to finish'),
-                 'compiling': ('#777', 'compiling in the background…'),
-                 'compiled': ('#2e7d32', 'compiled ✓'), 'failed': ('#b26a00', 'compile failed: eager')}
-
-@patch
-def _compile_note(self:RolloutPanel):
-    "Show the state of the background compile beside the status line ('' when there is none)."
-    with self._note_lock:                        # read and shown together: a slower thread never shows a stale state
-        st = self.compiler.status()
-        if not st: self.compile_status.value = ''; return
-        colour, msg = _COMPILE_NOTE[st]
-        err = self.compiler.error if st == 'failed' else None
-        if err: msg += f" ({err if len(err) <= 60 else err[:59] + '…'})"
-        tip = f' title="{html.escape(err)}"' if err else ''
-        self.compile_status.value = f'<span class="nfp-compile-{st}" style="font-size:11px;color:{colour}"{tip}>· {html.escape(msg)}</span>'
 
 # %% ../nbs/13_widgets.ipynb #070b7738
 @patch

@@ -121,6 +121,20 @@ def test_errors_show_in_red_and_the_panel_recovers(panel, tiny_run):
     panel.a.value = str(tiny_run/'A'/'ep0002'); assert panel.wait(60) and panel.error.value == ''
     for f in (tiny_run/'A').glob('ep0009*'): f.unlink()
 
+def test_strength_and_the_runs_loop(panel, tmp_path):
+    "B's strength slider is written into the schedule; a run that chose its loop (RUN/loop.json) opens with it."
+    from nfp_nb.loops import choose_loop
+    panel.strength.value = 0.5; assert panel.wait(60)
+    assert panel.settings()['schedule'] == 'AAAB@0.5'
+    panel.strength.value = 1.0; assert panel.wait(60) and panel.settings()['schedule'] == 'AAAB'
+    run = tmp_path/'looped'                      # a run of its own: the loop file changes how every panel on it opens
+    FrameStore.prepare(None, run=run, size=32, max_frames=12, progress=False)
+    _save(run, 'A', 1, 1, 1e9); _save(run, 'B', 1, 3, 1e9 + 1)
+    rec = choose_loop(run, candidates=('A', '[AB@0.5]'), steps=48, starts=1, quiet=True)
+    p2 = RolloutPanel(run, preview_size=32, steps=2, drift=False)
+    try: assert (p2.loop, p2.settings()['schedule']) == (rec['schedule'], rec['schedule'])
+    finally: p2.close()
+
 def test_zoom_and_turn_make_their_own_track_equal_to_a_rollout(panel):
     "The motion sliders (`LoopMotion` inside the loop) are part of the settings: a new track, the same frames as `rollout`."
     from nfp_nb.rollout import rollout
@@ -184,6 +198,21 @@ def test_training_monitor_follows_a_run(tmp_path):
     mon.start(); time.sleep(0.4); mon.stop()
     assert [r['step'] for r in mon.history()] == [10, 20]
     assert 'step 20' in mon.status.value and mon.image.value[:4] == b'\x89PNG' and mon.plot.renders >= 1
+
+def test_training_monitor_reads_losses_and_fidelity_from_checkpoints(tmp_path):
+    "Following a run: losses and one-step fidelity come from the checkpoints' JSON, the grid from samples/; a poll with nothing new redraws nothing."
+    folder = tmp_path/'followed'/'A'
+    G = build_generator(get_preset('tiny').generator)
+    for step in (10, 20):
+        save_checkpoint(folder/f'step{step:08d}', G, meta={'losses': dict(step=step, epoch=step / 10, G=4 - step / 10, D=0.5, FM=3 - step / 20),
+                                                           'fidelity': dict(step=step, texture=0.5 - step / 100, spread_texture=0.1)})
+    (folder/'samples').mkdir()
+    Image.new('RGB', (32, 32), 'blue').save(folder/'samples'/'step00000020.png')
+    mon = TrainingMonitor(run=tmp_path/'followed', net='A', plot_interactive=False)
+    assert mon.update() and not mon.update()             # the second poll finds nothing new
+    assert [r['step'] for r in mon.history()] == [10, 20]
+    assert [r['texture'] for r in mon.fidelity()] == [0.4, 0.3]
+    assert 'step 20' in mon.status.value and bytes(mon.image.value[:4]) == b'\x89PNG'
 
 def test_helpers():
     assert preview_hw(1080, 1920, 256) == (256, 448)
@@ -297,7 +326,7 @@ def test_background_compile_swaps_in_and_matches_eager(tiny_run):
         new = _swaps(p)
         assert new['A'] is not sw['A'] and new['A'].state == 'ready' and new['B'] is sw['B']
         n = new['A'].calls['compiled']; p.steps.value = 10; assert p.wait(60)
-        assert new['A'].calls['compiled'] > n and sw['A'].state == 'eager'
+        assert new['A'].calls['compiled'] > n and sw['A'].state == 'eager' and sw['A']._fast == ()   # the old copy stays dropped
         p.ema.value = True                                   # the EMA checkbox: other networks, both copies dropped
         assert new['A'].state == 'eager' and sw['B'].state == 'eager'
         assert p.wait(60) and p.compiler.wait(240)
