@@ -181,7 +181,7 @@ def main(argv=None) -> int:
             (out / ('loops.json' if out == a.out / a.tag else f'{a.tag}.json')).write_text(json.dumps(full, indent=1, default=str))
         return 0
     from nfp_nb.metrics import SourceStats, source_spread, quality_bar
-    from nfp_nb.loops import score_loops, pick_loop, loop_starts, CANDIDATES
+    from nfp_nb.loops import score_loops, pick_loop, best_with_b, loop_starts, CANDIDATES
     for v in a.video:
         name, sep, path = v.partition('=')
         if not sep or not Path(path).is_file(): print(f"bench_loops: --video {v}: expected NAME=PATH of a video file", file=sys.stderr); return 2
@@ -225,22 +225,27 @@ def main(argv=None) -> int:
                 rows = [{k: x for k, x in r.items() if k not in ('vs_alone', 'misses', 'note')} for r in old]
             else: rows = score_loops(nets, store, CANDIDATES, loop_starts(T), steps=48 if a.quick else a.choose_steps, stats=stats, device=a.device)
             best, why = pick_loop(rows)
+            with_b = best_with_b(rows)['schedule']                           # the loop with B a user sees beside A alone
             log(f"  B {v}: chose {why} ({time.perf_counter() - t0:.0f} s)")
             out = {}
-            for sched in dict.fromkeys(['AAAB', best['schedule']]):
+            for sched in dict.fromkeys(['AAAB', best['schedule'], with_b]):
                 if sched == 'A': out['A'] = alone; continue
                 tag = bq._key(dict(v=v, s=sched, st=starts, n=steps))
                 summ, per, fr0 = rollout_summary(nets, store, sched, starts, steps, stats, r.seed, a.device, rc / f"{v}-{tag}.npz")
                 out[sched] = summ
-                if v in (a.default_variant, 'today') and (sched == best['schedule'] or v == 'today'):
-                    pers[f"{v}: {sched}"], frames[f"{v}: {sched}"] = per, fr0
+                if v in (a.default_variant, 'today') and (sched == with_b or v == 'today'):
+                    label = f"{v}: {sched}" + (' (chosen)' if sched == best['schedule'] else '')
+                    pers[label], frames[label] = per, fr0
             chosen = out[best['schedule']] if best['schedule'] != 'A' else alone
             bar = quality_bar(chosen, alone, spread)
-            rep['variants'][v] = dict(chosen=best['schedule'], reason=why, chooser=rows, settings=out, bar=bar)
+            bar_b = quality_bar(out[with_b], alone, spread)
+            rep['variants'][v] = dict(chosen=best['schedule'], reason=why, chooser=rows, settings=out, bar=bar, with_b=with_b, bar_with_b=bar_b)
             log(f"  B {v}: chosen {best['schedule']}: texture {bar['texture_ratio']:.2f}x A alone (removed {bar['excess_removed']:.0%}), "
                 f"{bar['texture_vs_spread']:.2f}x spread, travel24 {bar['travel24']:.2f}, steadiness {bar['steadiness']:.2f}, "
                 f"sharpness {bar['sharpness']:.2f}: {'holds' if bar['ok'] else 'misses ' + ', '.join(k for k, ok in bar['checks'].items() if not ok)}"
-                + (f"; AAAB travel24 {out['AAAB']['travel24']:.2f}, steadiness {out['AAAB']['steadiness']:.2f}" if 'AAAB' in out else ''))
+                + (f"; AAAB travel24 {out['AAAB']['travel24']:.2f}, steadiness {out['AAAB']['steadiness']:.2f}" if 'AAAB' in out else '')
+                + (f"; best with B {with_b}: texture {bar_b['texture_ratio']:.2f}x A alone, travel24 {bar_b['travel24']:.2f}, "
+                   f"steadiness {bar_b['steadiness']:.2f}" if with_b != best['schedule'] else ''))
             if a.long and v == a.default_variant:
                 sched = best['schedule']
                 use = {'A': A} if sched == 'A' else nets
