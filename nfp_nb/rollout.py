@@ -21,8 +21,8 @@ from .tracks import CompiledNet
 # %% auto #0
 __all__ = ['DEFAULT_SCHEDULE', 'COMPILE_BREAK_EVEN', 'Schedule', 'chain_steps', 'chain_of', 'join_names', 'parse_schedule',
            'split_strength', 'with_strength', 'load_net', 'blend_checkpoints', 'start_size', 'load_start', 'LoopMotion',
-           'motion_at', 'apply_motion', 'CollapseEvent', 'CollapseConfig', 'compile_pays', 'RolloutRun',
-           'RolloutResult', 'iter_rollout', 'rollout']
+           'motion_at', 'apply_motion', 'CollapseEvent', 'CollapseConfig', 'source_stillness', 'compile_pays',
+           'RolloutRun', 'RolloutResult', 'iter_rollout', 'rollout']
 
 # %% ../nbs/10_rollout.ipynb #fe0c2773
 class Schedule:
@@ -303,6 +303,45 @@ class CollapseConfig:
     react_noise: float = 0.5     # noise std injected by on_collapse='noise'
     react_steps: int = 4         # steps the named network runs for on_collapse=<name>
 
+    @classmethod
+    def for_source(cls, frames,            # the source the loop was trained on: uint8 frames or a `FrameStore`
+                   quantile:float=0.05,    # the source's stillest moments ...
+                   share:float=0.5,        # ... times this are the highest thresholds allowed
+                   **kw) -> 'CollapseConfig':
+        "Thresholds that never call a loop collapsed for being as still as its own source sometimes is."
+        c = cls(**kw)
+        mot, rep = source_stillness(frames, c.window)
+        # the detector fires when a whole run of steps stays under a threshold, so compare with the source's
+        # largest value over runs of the same length (a duplicated frame here and there does not count as still)
+        run_max = lambda v, n: np.lib.stride_tricks.sliding_window_view(v, n).max(1) if len(v) >= n else v[:0]
+        m, r = run_max(mot, c.freeze_steps), run_max(rep, c.cycle_steps)
+        if len(m): c.freeze_eps = min(c.freeze_eps, share * float(np.quantile(m, quantile)))
+        if len(r): c.cycle_eps = min(c.cycle_eps, share * float(np.quantile(r, quantile)))
+        return c
+
+def _stillness_view(y:torch.Tensor) -> tuple:
+    "What the collapse detector compares, for a batch (B,3,H,W) in [-1,1]: the frame (halved when ≥ 64 px) and its 16×16 thumbnail."
+    small = F.avg_pool2d(y, 2) if min(y.shape[-2:]) >= 64 else y
+    return small, F.adaptive_avg_pool2d(small.float(), 16).flatten(1).div_(2)
+
+def source_stillness(frames,              # the source: uint8 (T,H,W,3) frames or a `FrameStore`
+                     window:int=64,       # past frames a repeat is looked for in (as `CollapseConfig.window`)
+                     max_frames:int=1024, # frames read at most (evenly spaced blocks of 128)
+                    ) -> tuple:           # (per-step change, distance to the nearest earlier frame), numpy arrays
+    "How still the source itself is, in the collapse detector's own measures."
+    frames = getattr(frames, 'frames', frames)
+    T, blk = len(frames), 128
+    n_blk = max(1, min(math.ceil(T / blk), max_frames // blk))
+    starts = sorted({int(round(i * max(T - blk, 0) / max(n_blk - 1, 1))) for i in range(n_blk)})
+    mots, reps = [], []
+    for s in starts:
+        x = torch.from_numpy(np.array(frames[s:s + blk])).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+        small, th = _stillness_view(x)
+        mots.append((small[1:] - small[:-1]).abs().mean((1, 2, 3)).div_(2).numpy())
+        for t in range(2, len(th)):
+            reps.append(float((th[max(0, t - window):t - 1] - th[t]).abs().mean(1).min()))
+    return np.concatenate(mots) if mots else np.zeros(0), np.asarray(reps)
+
 class _CollapseDetector:
     "Per-sample frozen/cycle detection on device tensors."
     def __init__(self, B, cfg:CollapseConfig, device):
@@ -314,11 +353,10 @@ class _CollapseDetector:
 
     def __call__(self, step, prev, y) -> list:
         c = self.cfg
-        small = F.avg_pool2d(y, 2) if min(y.shape[-2:]) >= 64 else y               # one pass over the full frame
-        if self.prev is None: self.prev = F.avg_pool2d(prev, 2) if small is not y else prev
+        small, th = _stillness_view(y)                                            # th: (B,768) thumbnails
+        if self.prev is None: self.prev = _stillness_view(prev)[0]
         mot = (small - self.prev).abs().mean((1, 2, 3)).float().div_(2).cpu()   # (B,) in 0–1 units
         self.prev = small
-        th = F.adaptive_avg_pool2d(small.float(), 16).flatten(1).div_(2)        # (B,768)
         if self.hist is None: self.hist = th.new_zeros(c.window, *th.shape)
         d = (self.hist - th[None]).abs().mean(2).cpu()                            # (window,B)
         lag = step - self.hstep                                                   # (window,)
@@ -339,6 +377,8 @@ class _CollapseDetector:
     def reset(self, b):
         self.frozen[b] = 0; self.cyc[b] = 0; self.valid[:, b] = False
 
+
+
 # %% ../nbs/10_rollout.ipynb #2937afd6
 # torch.compile pays back its warm-up only on long renders: compile='auto' compiles when steps × frame pixels ×
 # batch reaches this many. Measured with `bench/bench_rollout.py --compile` (small preset, 256 px, 2 CPU cores with
@@ -353,6 +393,16 @@ def compile_pays(steps:int, h:int, w:int, batch:int=1) -> bool:
     return int(steps) * h * w * batch >= COMPILE_BREAK_EVEN
 
 # %% ../nbs/10_rollout.ipynb #ro_eng_run
+def _collapse_for(store) -> CollapseConfig:
+    "Default thresholds: relative to the source's own stillness when the rollout has one (cached on a `FrameStore`)."
+    if store is None: return CollapseConfig()
+    c = getattr(store, '_collapse_cfg', None)
+    if c is None:
+        c = CollapseConfig.for_source(store)
+        try: store._collapse_cfg = c
+        except AttributeError: pass                       # plain arrays: measured again next time
+    return copy.copy(c)
+
 def _per_net(v, name, default):
     if isinstance(v, dict): return float(v.get(name, default))
     return float(v)
@@ -414,7 +464,7 @@ class RolloutRun:
         self.batched = per_sample or isinstance(start, (list, tuple)) or (batch or 1) > 1 or len(self.start) > 1
         self.steps, self.noise, self.blend, self.seed, self.chunk, self.skip = int(steps), noise, blend, seed, max(1, int(chunk)), skip
         self.detect = collapse is not False
-        self.on_collapse, self.ccfg = on_collapse, (collapse or CollapseConfig())
+        self.on_collapse, self.ccfg = on_collapse, (collapse or _collapse_for(store))
         self.callback, self.progress = callback, progress
         self.events, self.names, self.seconds, self.steps_done = [], [], 0.0, 0
 
@@ -498,6 +548,7 @@ class RolloutRun:
                     buf = torch.empty((B, self.chunk, H, W, 3), dtype=torch.uint8)   # a fresh buffer: the consumer keeps the old one
             if n: yield fmt(buf[:, :n])
         self.seconds = time.perf_counter() - t0
+
 
 # %% ../nbs/10_rollout.ipynb #ro_eng_res
 @dataclass
