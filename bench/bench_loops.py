@@ -14,7 +14,11 @@ ways, with the same number of B steps:
   drawn on its own (so a target can lie behind what the input already shows);
 - `ahead`: target m = n + 0..10, never behind the input's content (`train_restorer(ahead=(0, 10))`);
 - `loop`: `ahead` for half of B's steps, then the other half on inputs made by the chained loop B(A(x)) of that
-  half-trained B (the loop's own frames), starting from its weights.
+  half-trained B (the loop's own frames), starting from its weights;
+- `near`, `exact`: targets m = n + 0..2, or exactly the frame A's n steps should show (m = n): B restores the frame
+  A's content claims to be, rather than any of the next ten, so it has less room to average them into a still;
+- `keep`: `ahead`, plus a loss that keeps B's coarse picture (8 × 8 pixel means) the input's
+  (`TrainConfig.lambda_keep`): B may restore detail but not move content, so the loop's motion stays A's.
 
 For every B it runs the package's loop chooser (`nfp_nb.loops.score_loops` + `pick_loop`, its own start frames,
 120 steps), then rolls out from the benchmark's 4 start frames for 300 steps: A alone, `AAAB` and the chosen
@@ -34,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_quality as bq
 
-VARIANTS = {'today': dict(m=(1, 10)), 'ahead': dict(ahead=(0, 10)), 'loop': dict(ahead=(0, 10), on_loop=0.5)}
+VARIANTS = {'today': dict(m=(1, 10)), 'ahead': dict(ahead=(0, 10)), 'loop': dict(ahead=(0, 10), on_loop=0.5),
+            'near': dict(ahead=(0, 2)), 'exact': dict(ahead=(0, 0)), 'keep': dict(ahead=(0, 10), lambda_keep=10.0)}
 SUMMARY_KEYS = ('texture', 'travel4', 'travel24', 'steadiness', 'sharpness', 'motion')
 
 class LoopStep(torch.nn.Module):
@@ -58,7 +63,8 @@ def train_b_variant(store, a_run:Path, A, r, name:str, device, log):
         import nfp_nb.restorer as rs
         orig = rs.get_preset; rs.get_preset = lambda n, **kw: p
         t0 = time.perf_counter()
-        common = dict(n=r.n, ahead=spec['ahead'], prerender=None, preset='small', store=store, device=device, lambda_feat=r.b_lambda_feat,
+        extra = {k: v for k, v in spec.items() if k not in ('ahead', 'on_loop')}      # TrainConfig fields of the variant
+        common = dict(n=r.n, ahead=spec['ahead'], prerender=None, **extra, preset='small', store=store, device=device, lambda_feat=r.b_lambda_feat,
                       lambda_l1=r.b_lambda_l1, lambda_tex=r.b_lambda_tex, tex_channels=r.tex_channels, save_every=0, sample_every=0, seed=r.seed)
         try:
             s1 = int(round(r.steps_b * (1 - spec.get('on_loop', 0))))

@@ -92,6 +92,8 @@ class TrainConfig:
     gan_mode: str = 'lsgan'         # 'lsgan' (pix2pixHD), 'hinge' or 'bce'
     lambda_feat: float = 10.0       # feature-matching weight
     lambda_l1: float = 0.0          # L1-to-target weight (0: off)
+    lambda_keep: float = 0.0        # L1 between the output's and the input's coarse picture (0: off): restore detail, keep the content where it is
+    keep_pool: int = 8              # ... the coarse picture: means over keep_pool × keep_pool pixels
     lambda_tex: float = 10.0        # texture (Gram) loss weight, random filters (0: off; see `TextureLoss`)
     tex_channels: int = 16          # channels of the texture loss's random features (cost grows with their square)
     lambda_vgg: float = 10.0        # perceptual weight, used only when `vgg_weights` is given
@@ -128,8 +130,9 @@ class TrainConfig:
         if self.input_noise < 0: raise bad(f"input_noise={self.input_noise}: must not be negative")
         if self.pushforward and not self.unroll: raise bad("pushforward needs unroll >= 1 (how many steps of G to run)")
         if self.tex_channels < 1: raise bad(f"tex_channels={self.tex_channels}: must be at least 1")
+        if self.keep_pool < 1: raise bad(f"keep_pool={self.keep_pool}: must be at least 1")
         for k in ('save_every', 'save_every_steps', 'keep', 'sample_every', 'num_workers', 'niter_fix_global', 'log_every',
-                  'lambda_feat', 'lambda_l1', 'lambda_tex', 'unroll'):
+                  'lambda_feat', 'lambda_l1', 'lambda_tex', 'lambda_keep', 'unroll'):
             if getattr(self, k) < 0: raise bad(f"{k}={getattr(self, k)}: must not be negative")
 
 # %% ../nbs/07_train.ipynb #e9f1500b
@@ -330,7 +333,11 @@ def _losses(self:Trainer, x, y, k):
     l1 = cfg.lambda_l1 * F.l1_loss(fake.float(), y.float()) if cfg.lambda_l1 else zero
     vgg = cfg.lambda_vgg * self.vgg(fake.float(), y.float()) if self.vgg is not None else zero
     tex = cfg.lambda_tex * self.tex(fake, y) if self.tex is not None else zero
-    return gan + fm + l1 + vgg + tex, loss_D, dict(GAN=gan, FM=fm, L1=l1, VGG=vgg, TEX=tex)
+    parts = dict(GAN=gan, FM=fm, L1=l1, VGG=vgg, TEX=tex)
+    if cfg.lambda_keep:                  # the coarse picture stays the input's: the network may add detail, not move content
+        p = cfg.keep_pool
+        parts['KEEP'] = cfg.lambda_keep * F.l1_loss(F.avg_pool2d(fake.float(), p, ceil_mode=True), F.avg_pool2d(x.float(), p, ceil_mode=True))
+    return sum(parts.values()), loss_D, parts
 
 @patch
 def train_step(self:Trainer, batch:dict) -> dict|None:
