@@ -93,7 +93,7 @@ class TrainConfig:
     lambda_feat: float = 10.0       # feature-matching weight
     lambda_l1: float = 0.0          # L1-to-target weight (0: off)
     lambda_keep: float = 0.0        # L1 between the output's and the input's coarse picture (0: off): restore detail, keep the content where it is
-    keep_pool: int = 8              # ... the coarse picture: means over keep_pool × keep_pool pixels
+    keep_pool: int = 8              # side in pixels of the squares averaged into lambda_keep's coarse picture
     lambda_tex: float = 10.0        # texture (Gram) loss weight, random filters (0: off; see `TextureLoss`)
     tex_channels: int = 16          # channels of the texture loss's random features (cost grows with their square)
     lambda_vgg: float = 10.0        # perceptual weight, used only when `vgg_weights` is given
