@@ -92,7 +92,7 @@ def outside(row:dict) -> dict:
                 sharpness=band(row['sharpness'], slo, shi))
 
 def pick_loop(rows:list, # from `score_loops`; must include A alone ('A')
-             ) -> tuple: # (the chosen row, the reason in words); every row gains 'vs_alone', 'misses' and 'note'
+             ) -> tuple: # (the chosen row, the reason in words); every row gains 'vs_alone', 'misses', 'worse_by' and 'note'
     "Apply `RULE` to the rows of `score_loops`."
     alone = next((r for r in rows if r['schedule'] == 'A'), None)
     if alone is None: raise ConfigError("pick_loop: the candidates must include A alone ('A')")
@@ -102,11 +102,13 @@ def pick_loop(rows:list, # from `score_loops`; must include A alone ('A')
         r['vs_alone'] = r['texture'] / max(alone['texture'], 1e-12)
         o = outside(r); r['misses'] = [k for k, v in o.items() if v > 0] + (['collapses'] if col(r) else [])
         r['note'] = ''
-        if r is alone: pool.append(r); continue
+        if r is alone: r['worse_by'] = 0.0; pool.append(r); continue
         worse = [k for k in o if o[k] > out_a[k] + SLACK]
-        if not r['vs_alone'] <= MARGIN: r['note'] = f'not {1 - MARGIN:.0%} better than A alone'
-        elif col(r) > col(alone): r['note'] = 'collapses more often than A alone'
-        elif worse: r['note'] = 'moves worse than A alone: ' + ', '.join(worse)
+        why_not = ([f'not {1 - MARGIN:.0%} better than A alone'] if not r['vs_alone'] <= MARGIN else []) \
+                  + (['collapses more often than A alone'] if col(r) > col(alone) else []) \
+                  + (['moves worse than A alone: ' + ', '.join(worse)] if worse else [])
+        r['worse_by'] = sum(max(0.0, o[k] - out_a[k] - SLACK) for k in o) + max(0, col(r) - col(alone))   # 0: moves as well
+        if why_not: r['note'] = '; '.join(why_not)
         else: pool.append(r)
     inside = [r for r in pool if not r['misses']]
     best = min(inside or pool, key=lambda r: r['texture'])
@@ -123,9 +125,7 @@ def pick_loop(rows:list, # from `score_loops`; must include A alone ('A')
 def best_with_b(rows:list, # from `pick_loop` (its notes say which rows moved worse than A alone)
                ) -> dict|None: # the row, or None when no candidate uses B
     "The best candidate that uses B, chosen or not: the one to show beside A alone."
-    with_b = [r for r in rows if 'B' in r['schedule']]
-    moving = [r for r in with_b if not r.get('note', '').startswith(('moves worse', 'collapses'))]
-    return min(moving or with_b, key=lambda r: r['texture'], default=None)
+    return min((r for r in rows if 'B' in r['schedule']), key=lambda r: (r.get('worse_by', 0.0), r['texture']), default=None)
 
 
 # %% ../nbs/10a_loops.ipynb #lp16
