@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures('one_thread')   # see conftest.py
 
 # every TrainConfig field away from its default (vgg_weights needs a VGG19 file: it keeps its default, None)
 EVERY = dict(epochs=3, steps=7, batch_size=3, lr=1e-3, betas=(0.4, 0.9), decay_unit='step', decay_start=2, gan_mode='hinge',
-             lambda_feat=5.0, lambda_l1=1.0, lambda_tex=2.0, tex_channels=8, lambda_vgg=3.0, amp='off', channels_last=False,
+             lambda_feat=5.0, lambda_l1=1.0, lambda_keep=4.0, keep_pool=4, lambda_tex=2.0, tex_channels=8, lambda_vgg=3.0, amp='off', channels_last=False,
              compile=True, ema=0.5, save_every=2, save_every_steps=3, keep=4, sample_every=5, n_samples=2, seed=7,
              deterministic=True, num_workers=1, niter_fix_global=1, log_every=9, pushforward=0.5, unroll=2, input_noise=0.1)
 
