@@ -196,9 +196,12 @@ def run_training(argv:list=None # `nfp_train` arguments (default: sys.argv[1:])
               what=f"nfp_train --net {a.net}", **dataclass_overrides(a, p.config_flags['train']))
     tup = lambda v: tuple(v) if v is not None else None
     try:
-        if a.net == 'A': return train_predictor(a.run, skip=tup(a.skip), crop_size=a.crop_size, holdout=a.holdout or 0, **kw)
-        return train_restorer(a.run, predictor=a.predictor, n=tup(a.n) or DEFAULT_N, m=tup(a.m), ahead=tup(a.ahead),
-                              prerender=a.prerender, refresh_every=a.refresh_every, init=a.init, **kw)
+        if a.net == 'A': tr = train_predictor(a.run, skip=tup(a.skip), crop_size=a.crop_size, holdout=a.holdout or 0, **kw)
+        else: tr = train_restorer(a.run, predictor=a.predictor, n=tup(a.n) or DEFAULT_N, m=tup(a.m), ahead=tup(a.ahead),
+                                  prerender=a.prerender, refresh_every=a.refresh_every, init=a.init, **kw)
+        # every rank done before the group goes: a rank that tears it down while another still talks aborts that one
+        if dist.is_available() and dist.is_initialized(): dist.barrier()
+        return tr
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
