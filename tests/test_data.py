@@ -184,3 +184,67 @@ def test_prepare_peak_memory_is_flat_in_clip_length(tmp_path):
         assert FrameStore.load(tmp_path/f'run{n}').frames.shape == (n, 352, 624, 3)
         peak[n] = float(r.stdout.split()[-1])
     assert peak[400] <= 1.1 * peak[100], f"peak {peak[100]:.0f} MiB for 100 frames, {peak[400]:.0f} MiB for 400"
+
+
+# The edge cases of the examples in nbs/03_data.ipynb (the notebook keeps a short example of each).
+from fastcore.test import test_eq, test_fail
+test_eq.__test__ = test_fail.__test__ = False   # fastcore's checks: not tests for pytest to collect
+from nfp_nb.core import to_float
+from nfp_nb.data import target_geometry, check_size, int_range, flip_axes
+
+def test_target_geometry_and_check_size():
+    test_eq(target_geometry(720, 1280, 256, 'square'), ((0, 280, 720, 720), (256, 256)))
+    test_eq(target_geometry(720, 1280, 256, 'none')[1], (256, 455))
+    test_eq(target_geometry(720, 1280, 256, 'center')[1], (256, 448))
+    test_eq(target_geometry(480, 640, 144, '16:9'), ((60, 0, 360, 640), (144, 256)))
+    test_eq(target_geometry(100, 100, (32, 64), 'center')[0], (25, 0, 50, 100))
+    test_fail(lambda: check_size(0), contains='positive'); test_fail(lambda: check_size(-3), contains='positive')
+    test_fail(lambda: target_geometry(10, 10, 8, 'wide'), contains='crop must be one of')
+
+def test_frame_store_files_reuse_and_rebuild(tmp_path):
+    runs = tmp_path/'runs'
+    store = FrameStore.prepare(run=runs/'run', size=32, max_frames=24, progress=False)
+    test_eq((len(store), store.size, store.fps), (24, (32, 32), 30.0))
+    test_eq(store.frames.dtype, np.uint8); test_eq(store[3].shape, (32, 32, 3))
+    test_eq(sorted(p.name for p in (runs/'run'/'frames').iterdir()), ['frames.json', 'frames.npy'])
+    stamp = store.meta['npy']
+    test_eq(FrameStore.prepare(run=runs/'run', size=32, max_frames=24, progress=False).meta['npy'], stamp)   # reused
+    test_eq(len(FrameStore.prepare(run=runs/'run', size=32, max_frames=12, progress=False)), 12)        # rebuilt
+    store = FrameStore.load(runs/'run'); test_eq(len(store), 12)
+
+def test_int_range_and_flip_axes():
+    test_eq(int_range(3, 'n'), (3, 3)); test_eq(int_range(3, 'skip', upto=True), (1, 3))
+    test_eq(int_range((0, 2), 'ahead', least=0), (0, 2)); test_eq(int_range(np.int64(2), 'm'), (2, 2))
+    test_fail(lambda: int_range((3, 1), 'skip'), contains='skip=(3, 1): need 1 <= low <= high')
+    test_eq([flip_axes(f) for f in (False, None, True, 'h', 'hv')], ['', '', 'h', 'h', 'hv'])
+    test_fail(lambda: flip_axes('v'), contains="flip must be False, True, 'h' or 'hv'")
+
+@pytest.fixture(scope='module')
+def store12(tmp_path_factory):
+    "The notebook's store: the sample video, 12 frames of 32 px."
+    run = tmp_path_factory.mktemp('runs')/'run'
+    FrameStore.prepare(run=run, size=32, max_frames=12, progress=False)
+    return FrameStore.load(run)
+
+def test_pair_dataset_items_draws_and_unroll(store12):
+    store = store12
+    ds = PairDataset(store, skip=(1, 3), crop=16, seed=0)
+    test_eq(len(ds), 12 - 3)
+    it = ds[2]
+    test_eq(it['input'].shape, (3, 16, 16)); test_eq(it['input'].dtype, torch.float32)
+    assert -1 <= it['input'].min() and it['target'].max() <= 1 and 1 <= it['k'] <= 3
+    test_eq(PairDataset(store, skip=(1, 3), crop=16, seed=0)[2]['target'], it['target'])    # same seed, same pair
+    ks = set()
+    for e in range(10):
+        ds.set_epoch(e); ks |= {ds.draw(i)['k'] for i in range(len(ds))}
+    test_eq(ks, {1, 2, 3})                                                    # every skip in the range is drawn
+    full = PairDataset(store, skip=2)
+    test_eq(full[0]['target'], to_float(np.array(store[full[0]['k']])))   # the same values as `to_float`
+    un = PairDataset(store, skip=(1, 3), crop=16, seed=0, unroll=2)
+    test_eq(un[2]['target'], it['target'])                                  # unroll adds draws after the others: same pairs
+    for i in range(len(un)):
+        d = un.draw(i); assert 0 <= d['n'] <= 2 and i - d['n'] * d['k'] >= 0   # 'prev' is n steps of k before the input
+    uf = PairDataset(store, skip=(1, 3), seed=0, unroll=2)[5]                 # whole frames
+    test_eq(uf['prev'], to_float(np.array(store[5 - uf['n'] * uf['k']])))
+    test_fail(lambda: PairDataset(store, skip=12), contains='fewer than K+1 = 13')
+    test_fail(lambda: PairDataset(store, crop=64), contains='does not fit')

@@ -218,3 +218,52 @@ def test_inference_settings():
         with autocast('cpu', torch.bfloat16): b = g(x)
         with autocast('cpu', torch.float32): c = g(x)
     assert torch.equal(a, c) and (a - b.float()).abs().max() < 0.1
+
+
+# The edge cases of the examples in nbs/04_models.ipynb (the notebook keeps a short example of each).
+from fastcore.test import test_eq, test_fail
+test_eq.__test__ = test_fail.__test__ = False   # fastcore's checks: not tests for pytest to collect
+
+def test_generator_extras_residual_skip_warp_spectral():
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    gr = GlobalGenerator(3, 3, 8, 2, 1, residual=True)
+    f = torch.randint(0, 256, (1, 32, 32, 3), dtype=torch.uint8)
+    test_eq(to_uint8(gr(to_float(f)))[0], f[0])   # untrained residual G returns its input frame
+
+    gk = GlobalGenerator(3, 3, 8, 2, 1, skip_cond=True, max_skip=4)
+    test_eq(gk.front[1].in_channels, 4)
+    y1, y4 = gk(x, torch.tensor([1, 1])), gk(x, torch.tensor([4, 4]))
+    assert not torch.allclose(y1, y4)
+    test_fail(lambda: gk(x), contains="call G(x, k)")
+    gw = GlobalGenerator(3, 3, 8, 2, 1, warp=True)
+    test_eq(gw.head[1].out_channels, 5)
+    test_eq(to_uint8(gw(to_float(f)))[0], f[0])   # untrained warp G returns its input frame too
+    gs = GlobalGenerator(3, 3, 8, 2, 1, spectral_norm=True)
+    assert hasattr(gs.front[1], 'parametrizations'); test_eq(gs(x).shape, x.shape)
+
+def test_local_enhancer_parity_sizes_and_global_net():
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    with torch.device('meta'):
+        test_eq(count_params(LocalEnhancer(3, 3, 32, 3, 9, 1, 3)), 45_851_907)
+    le = LocalEnhancer(3, 3, ngf=4, n_downsample_global=2, n_blocks_global=1, n_local_enhancers=1, n_blocks_local=1)
+    test_eq(le.size_multiple, 8)
+    test_eq(le(x).shape, x.shape); test_eq(le(x[..., :30, :45]).shape, (2, 3, 30, 45))
+    gg = GlobalGenerator(3, 3, 8, 2, 1)
+    le.load_global(gg).freeze_global()
+    assert torch.equal(le.global_net.front[1].weight, gg.front[1].weight)
+    assert not any(p.requires_grad for p in le.global_net.parameters())
+    le.train(); assert not le.global_net.training
+    test_fail(lambda: le.load_global(GlobalGenerator(3, 3, 4, 2, 1)), contains="ngf=4 (needs 8)")
+    le.freeze_global(False); assert all(p.requires_grad for p in le.parameters())
+
+def test_builders_and_presets_example_checks():
+    p = get_preset('tiny')
+    G, D = build_generator(p.generator), build_discriminator(p.discriminator)
+    test_eq(type(G), GlobalGenerator); test_eq(G.cfg, p.generator)
+    test_eq(build_generator(asdict(p.generator)).cfg, p.generator)          # from JSON-like dicts too
+    test_eq(config_from_dict(Preset, asdict(p)), p)
+    test_eq(type(build_generator(GeneratorConfig(ngf=4, n_downsampling=1, n_blocks=1, arch='local'))), LocalEnhancer)
+    test_eq(get_preset('small', size=128).size, 128)
+    test_eq((get_preset('tiny').train, get_preset('small').train), ({'batch_size': 2}, {}))   # only what differs from TrainConfig
+    test_fail(lambda: get_preset('huge'), contains="choose one of tiny, small, default")
+    with torch.device('meta'): test_eq(count_params(build_generator(get_preset('small').generator)), 7_865_219)

@@ -184,3 +184,59 @@ def test_bad_arguments(small):
     with pytest.raises(ConfigError, match='mode'): RestorePairDataset(store, A, mode='offline')
     with pytest.raises(ConfigError, match='too few'): RestorePairDataset(store, A, m=(1, 20))
     with pytest.raises(ConfigError, match='no target'): RestorePairDataset(store, A, m=(1, 3), starts=[18])
+
+
+# --- the edge cases of the examples in nbs/08_restorer.ipynb (the notebook keeps a short example of each) ---
+from fastcore.test import test_eq, test_ne, test_fail
+test_eq.__test__ = test_ne.__test__ = test_fail.__test__ = False   # fastcore's checks: not tests for pytest to collect
+from nfp_nb.restorer import init_from_predictor, inputs_mode, prerender_pays, planned_steps
+
+def test_restore_pair_dataset_example_checks(tmp_path):
+    store = FrameStore.prepare(None, run=tmp_path/'run', size=32, max_frames=24, progress=False)
+    A = build_generator(get_preset('tiny').generator)
+    ds = RestorePairDataset(store, A, n=(1, 4), m=(1, 3))
+    test_eq(len(ds), 24 - 3)
+    item = ds[5]
+    test_eq(item['input'].shape, (3, 32, 32)); test_eq(item['t'], 5)
+    test_eq(item['target'], to_float(np.array(store.frames[5 + item['k']])))
+    calls = []
+    h = A.register_forward_hook(lambda mod, inp, out: calls.append(len(inp[0])))
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True)))
+    h.remove()
+    test_eq(batch['input'].shape, (8, 3, 32, 32)); test_eq(len(calls), int(batch['n'].max()))
+    draws = ds.draw_n.copy(); ds.set_epoch(1); test_ne(ds.draw_n, draws); ds.set_epoch(0); test_eq(ds.draw_n, draws)
+    test_fail(lambda: RestorePairDataset(store, A, m=(1, 30)), contains='too few for targets')
+    test_fail(lambda: RestorePairDataset(store, A, n=(0, 3)), contains='need 1 <= low <= high')
+
+def test_init_from_predictor_choices():
+    _A = build_generator(get_preset('tiny').generator)
+    _B = build_generator(get_preset('tiny').generator)
+    test_eq(init_from_predictor(_B, _A), 'predictor')
+    assert all(torch.equal(_A.state_dict()[k], v) for k, v in _B.state_dict().items())
+    _C = build_generator(get_preset('small').generator)
+    test_eq(init_from_predictor(_C, _A, 'auto'), 'random')          # another architecture: left as it was
+    test_fail(lambda: init_from_predictor(_C, _A, 'predictor'), contains="not A's architecture")
+    test_eq(init_from_predictor(build_generator(get_preset('tiny').generator), _A, 'random'), 'random')
+    _R = build_generator(dataclasses.replace(get_preset('tiny').generator, residual=True))
+    test_eq(init_from_predictor(_R, _A), 'random')                   # same tensors, but a residual B means something else
+    test_fail(lambda: init_from_predictor(_R, _A, 'predictor'), contains='residual')
+    _D = build_generator(get_preset('tiny').generator)
+    test_eq(init_from_predictor(_D, _B, init_from_predictor(_D, _A, 'random') and _B), 'given')   # go on from a B trained before
+    assert all(torch.equal(_B.state_dict()[k], v) for k, v in _D.state_dict().items())
+    test_fail(lambda: init_from_predictor(_C, _A, _B), contains="not B's architecture")
+
+def test_inputs_mode_prerender_pays_and_disk_guard():
+    test_eq(inputs_mode(False, 0, 'cpu'), ('online', None))
+    test_eq(inputs_mode(None, 4, 'cpu')[0], 'online')                      # CPU workers may run A themselves
+    mode, note = inputs_mode(None, 4, 'cuda')                               # the documented GPU line: pre-rendered, and said so
+    assert mode == 'prerender' and '--workers 4' in note
+    test_eq(inputs_mode(True, 4, 'cuda'), ('prerender', None))
+    # the default: pre-render when one pass over the frames costs fewer A forwards than the training run would make
+    test_eq(prerender_pays((1, 10), frames=160, steps=600, batch_size=1), True)    # the demo's B: 1600 vs 3300 forwards
+    test_eq(prerender_pays((1, 10), frames=160, steps=200, batch_size=1), False)   # 1600 vs 1100
+    mode, note = inputs_mode(None, 0, 'cpu', n=(1, 10), frames=160, steps=600, cache_bytes=10**8, free_bytes=10**10)
+    assert mode == 'prerender' and '1600 forwards' in note and '--no-prerender' in note
+    mode, note = inputs_mode(None, 0, 'cpu', n=(1, 10), frames=160, steps=600, cache_bytes=6 * 10**9, free_bytes=10**10)
+    assert mode == 'online' and 'more than half' in note                    # the disk guard
+    test_eq(inputs_mode(False, 0, 'cpu', n=(1, 10), frames=160, steps=600), ('online', None))   # --no-prerender wins
+    test_eq(planned_steps(TrainConfig(epochs=3, batch_size=4), 10), 9)

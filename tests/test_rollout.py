@@ -396,3 +396,109 @@ def test_render_run_matches_cli_and_like(run, tmp_path, capsys):
                     (dict(steps=0), 'steps must be positive'), (dict(), 'steps is required')):
         with pytest.raises(ConfigError, match=re.escape(msg)): render_run(tmp_path / 'x.mp4', run, **kw)
     assert not (tmp_path / 'x.mp4').exists()
+
+
+# --- the edge cases of the examples in nbs/10_rollout.ipynb (the notebook keeps a short example of each) ---
+import torch.nn.functional as F
+from fastcore.test import test_eq, test_ne, test_fail, test_close
+test_eq.__test__ = test_ne.__test__ = test_fail.__test__ = test_close.__test__ = False   # fastcore's checks: not tests for pytest to collect
+from nfp_nb.rollout import chain_of, chain_steps, join_names, split_strength, with_strength, start_size
+from nfp_nb.rollout import LoopMotion, apply_motion, motion_at
+from nfp_nb.sample import sample_video
+
+class Sharpen(nn.Module):
+    "The notebook's stand-in restorer: unsharp mask."
+    def forward(self, x): return (x + 0.5 * (x - F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))).clamp(-1, 1)
+
+class Drift(nn.Module):
+    "The notebook's stand-in predictor: moves the frame one pixel right and blurs it a little."
+    def forward(self, x):
+        x = torch.roll(x, 1, -1)
+        return 0.6 * x + 0.4 * F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+
+def test_schedule_patterns_chains_and_errors(A):
+    B = Sharpen()
+    s = parse_schedule('AAAB', {'A': A, 'B': B})
+    test_eq([s(i) for i in range(6)], list('AAABAA'))
+    test_eq(parse_schedule('pred,pred,fix', ['pred', 'fix'])(2), 'fix')
+    test_eq(parse_schedule(lambda i: 'B' if i % 10 == 9 else 'A', 'AB')(19), 'B')
+    test_fail(lambda: parse_schedule('AAC', {'A': A, 'B': B}), contains="names C, not among the networks given: A, B")
+    test_fail(lambda: parse_schedule('AB', {'A': A}), contains="names B")
+    test_fail(lambda: parse_schedule('', {'A': A}), contains="expected a pattern")
+    test_eq([parse_schedule('AA[AB]', 'AB')(i) for i in range(4)], ['A', 'A', 'A+B', 'A'])   # a chain is one step
+    test_eq(parse_schedule('[AAB]', 'AB')(5), 'A+A+B')
+    test_eq(parse_schedule('pred,pred+fix', ['pred', 'fix'])(1), 'pred+fix')
+    test_eq(chain_of('A+A+B'), ['A', 'A', 'B'])
+    test_fail(lambda: parse_schedule('A[AC]', 'AB'), contains="names C")
+    test_fail(lambda: parse_schedule('A[AB', 'AB'), contains="never closed")
+    test_eq((join_names(['A', 'B']), join_names([])), ('A, B', '(none)'))      # how the errors list networks
+
+def test_schedule_strengths():
+    test_eq(parse_schedule('[AB@0.25]', 'AB')(3), 'A+B@0.25')
+    test_eq(chain_steps('A+B@0.25'), [('A', None), ('B', 0.25)])
+    test_eq(parse_schedule('AAAB@.5', 'AB')(3), 'B@.5')
+    test_eq(parse_schedule('pred,pred+fix@0.5', ['pred', 'fix'])(1), 'pred+fix@0.5')
+    test_fail(lambda: parse_schedule('[AB@3]', 'AB'), contains='must be in [0, 2]')
+    test_fail(lambda: parse_schedule('@0.5A', 'AB'), contains="must follow a network letter")
+    test_eq(split_strength('AA[AB@0.5]'), ('AA[AB]', {'B': 0.5}))
+    test_eq(with_strength('[AB]', {'B': 0.25}), '[AB@0.25]')
+    test_eq(with_strength('AAAB', {'B': 1.0}), 'AAAB')
+    test_eq(with_strength('pred,pred+fix', {'fix': 0.5}), 'pred,pred+fix@0.5')
+    test_fail(lambda: split_strength('[AB@0.5]AB@0.25'), contains='more than one strength')
+
+def test_load_start_kinds_and_sizes():
+    frames = (np.random.default_rng(0).random((5, 40, 64, 3)) * 255).astype(np.uint8)
+    test_eq(load_start(2, store=frames).shape, (1, 40, 64, 3))
+    test_eq(load_start([0, 3], store=frames, size=32).shape, (2, 32, 51, 3))
+    test_eq((start_size(40, 64, 32), start_size(40, 64, (24, 48)), start_size(40, 64, None)), ((32, 51), (24, 48), (40, 64)))
+    test_eq(load_start('noise', size=(32, 48), batch=3).shape, (3, 32, 48, 3))
+    test_eq(load_start(to_float(frames[0])).numpy()[0], frames[0])
+    test_fail(lambda: load_start(9, store=frames), contains='out of range')
+    test_fail(lambda: load_start('missing.png'), contains='start image not found')
+
+def test_loop_motion_and_keyframes():
+    x = torch.linspace(-1, 1, 32).view(1, 1, 1, 32).expand(1, 3, 16, 32).contiguous()   # a horizontal ramp
+    test_close(apply_motion(x, LoopMotion()), x)
+    moved = apply_motion(x, LoopMotion(pan=(4, 0)))                 # 4 px to the right: each column shows what was 4 to its left
+    test_close(moved[..., 8:], x[..., 4:-4], eps=1e-4)
+    z = apply_motion(x, LoopMotion(zoom=2.0))                        # zoom in 2x about the middle: the picture twice as large,
+    assert abs(float(z[0, 0, 8, 21] - z[0, 0, 8, 10]) / float(x[0, 0, 8, 21] - x[0, 0, 8, 10]) - 0.5) < 0.03   # the ramp half as steep
+    test_close(apply_motion(x, LoopMotion(rotate=360.0)), x, eps=1e-4)
+    keys = [(0, {'zoom': 1.0}), (10, {'zoom': 1.1, 'rotate': 2.0})]
+    test_close(motion_at(keys, 5).zoom, 1.05); test_eq(motion_at(keys, 50).rotate, 2.0); test_eq(motion_at(keys, 0).zoom, 1.0)
+    test_eq(motion_at(lambda s: {'zoom': 1 + s / 100}, 3).zoom, 1.03)
+    spot = -torch.ones(1, 3, 32, 32); spot[..., 2:6, 24:30] = 1     # a bright patch top right: 'bright' zooms towards it
+    assert float(apply_motion(spot, LoopMotion(zoom=1.5, center='bright'))[..., 2:6, 24:30].mean()) > 0.9
+    test_fail(lambda: motion_at({'zom': 1.1}, 0), contains='unknown field(s) zom')
+
+def test_rollout_named_networks_and_chains():
+    B = Sharpen()
+    src = sample_video(n_frames=24, size=64, seed=0)        # the built-in sample video, 24 frames of 64 px
+    ra = rollout(0, {'A': Drift()}, 'A', steps=24, store=src)
+    rab = rollout(0, {'A': Drift(), 'B': B}, 'AAB', steps=24, store=src)
+    test_eq(ra.shape, (25, 64, 64, 3)); test_eq(ra.frames.dtype, np.uint8)
+    test_eq(ra[0], src[0]); test_eq(rab.names[:3], ['A', 'A', 'B'])
+    rc = rollout(0, {'A': Drift(), 'B': B}, '[AB]', steps=3, store=src, dtype='fp32')   # every frame is B(A(x))
+    with torch.inference_mode(): want = to_uint8(B(Drift()(B(Drift()(to_float(torch.from_numpy(src[:1])))))))[0].numpy()
+    test_eq(rc.shape, (4, 64, 64, 3)); test_eq(rc.names, ['A+B'] * 3)
+    assert np.abs(rc[2].astype(int) - want).max() <= 1
+
+def test_rollout_seeds_batches_schedules_chunks_and_strength(A):
+    B, A2 = Sharpen(), tiny(1)
+    src = sample_video(n_frames=24, size=64, seed=0)
+    r1 = rollout('noise', A, steps=5, noise=0.1, seed=3, size=32)
+    test_eq(r1.frames, rollout('noise', A, steps=5, noise=0.1, seed=3, size=32).frames)
+    test_ne(r1.frames[-1], rollout('noise', A, steps=5, noise=0.1, seed=4, size=32).frames[-1])
+    rb = rollout([0, 8], A, steps=4, store=src)
+    test_eq(rb.shape, (2, 5, 64, 64, 3))
+    assert np.abs(rb.frames[1].astype(int) - rollout(8, A, steps=4, store=src).frames.astype(int)).max() <= 1
+    two = rollout(0, {'A': A, 'A2': A2}, ['A', 'A2'], steps=3, store=src)   # two checkpoints, one batch
+    test_eq(two.shape, (2, 4, 64, 64, 3)); test_eq(two.names[0], ['A', 'A2'])
+    assert np.abs(two.frames[1].astype(int) - rollout(0, A2, steps=3, store=src).frames).max() <= 1
+    chunks = list(iter_rollout(0, A, steps=20, store=src, chunk=8))
+    test_eq([len(c) for c in chunks], [8, 8, 5]); test_eq(np.concatenate(chunks), rollout(0, A, steps=20, store=src).frames)
+    test_fail(lambda: rollout(0, A, steps=0, store=src), contains='steps must be positive')
+
+    half = rollout('noise', {'A': A, 'B': B}, '[AB@0.5]', steps=3, size=32).frames     # a strength in the schedule ...
+    test_eq(half, rollout('noise', {'A': A, 'B': B}, '[AB]', steps=3, size=32, blend={'B': 0.5}).frames)   # ... is `blend`
+    test_ne(half, rollout('noise', {'A': A, 'B': B}, '[AB]', steps=3, size=32).frames)
