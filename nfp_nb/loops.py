@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from .core import ConfigError, NFPError, atomic_write_json, as_device
 from .metrics import SourceStats, drift_metrics, summarize_drift, BARS
-from .rollout import rollout, chain_of, parse_schedule
+from .rollout import rollout, chain_of, parse_schedule, CollapseConfig
 
 # %% auto #0
 __all__ = ['CANDIDATES', 'LOOP_FILE', 'SCORE_KEYS', 'READ_STEPS', 'RULE', 'SLACK', 'MARGIN', 'loop_starts', 'tail_of',
@@ -52,6 +52,7 @@ def score_loops(nets:dict,                  # name → network (module or checkp
     "Roll each candidate out from the same start frames and measure how it looks and moves against the source."
     frames = getattr(store, 'frames', store)
     stats = stats or SourceStats.from_source(frames)
+    collapse = CollapseConfig.for_source(frames)      # measured once, not by every candidate's rollout
     starts = list(starts) if starts is not None else loop_starts(len(frames))
     tail = tail_of(steps) if tail is None else tail
     if steps * tail < 24:
@@ -61,7 +62,8 @@ def score_loops(nets:dict,                  # name → network (module or checkp
         names = {n for t in parse_schedule(sched, list(nets) + ['A', 'B']).pattern for n in chain_of(t)}
         if not names <= set(nets): continue
         t0 = time.perf_counter()
-        r = rollout(starts, {k: nets[k] for k in names}, sched, steps, store=frames, seed=seed, device=device, dtype=dtype)
+        r = rollout(starts, {k: nets[k] for k in names}, sched, steps, store=frames, seed=seed, device=device, dtype=dtype,
+                    collapse=collapse)
         secs = time.perf_counter() - t0
         fr = np.asarray(r.frames) if len(starts) > 1 else np.asarray(r.frames)[None]
         with warnings.catch_warnings():
