@@ -60,10 +60,10 @@ class RolloutTrack:
         if join and self.thread is not None and self.thread is not threading.current_thread(): self.thread.join(join)
 
     def wait(self, timeout:float=None) -> bool:
-        "Block until the requested frames are there (or an error happened); False on timeout."
+        "Block until the requested frames are there (or an error happened and `on_idle` has seen it); False on timeout."
         end = None if timeout is None else time.monotonic() + timeout
         with self.cv:
-            while self.busy and self.error is None and not self.closed:
+            while self.busy and not self.closed:       # an error ends the thread: busy drops after on_idle reported it
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0: return False
                 self.cv.wait(left)
